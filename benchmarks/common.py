@@ -1,0 +1,281 @@
+"""Shared helpers for the side-by-side benchmarks (stable API, importable by both venvs).
+
+This module must import in the main venv AND in the Mosaic peer venv (numpy 2.1): it
+depends only on the standard library, numpy and pyarrow, never on sparkshard, loader,
+torch or streaming.
+
+Public API:
+
+- ``REPO_ROOT``, ``output_dir(name)``: where benchmark data goes (``bench-output/``).
+- ``main_python()``, ``mosaic_python()``: interpreters of the two environments.
+- ``Stopwatch``: ``with Stopwatch() as sw: ...; sw.seconds``.
+- ``peak_rss_mib()``: peak resident memory of the current process so far.
+- ``run_child(argv, ...)``: run a subprocess, return its JSON result (last stdout line),
+  its wall time and its own peak RSS (from ``os.wait4``).
+- ``emit_result(obj)``: print a child's JSON result as its last stdout line.
+- ``workload(name)`` / ``workload_w1()``, ``workload_w2()``, ``workload_w3()``:
+  synthetic pyarrow Tables with a fixed seed; ``write_parquet(table, path)``.
+- ``Ratio`` and ``print_ratios(title, rows)``: the printed comparison table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SEED = 20240611
+
+__all__ = [
+    "REPO_ROOT",
+    "SEED",
+    "ChildResult",
+    "Ratio",
+    "Stopwatch",
+    "emit_result",
+    "main_python",
+    "mosaic_python",
+    "output_dir",
+    "peak_rss_mib",
+    "print_ratios",
+    "run_child",
+    "workload",
+    "workload_w1",
+    "workload_w2",
+    "workload_w3",
+    "write_parquet",
+]
+
+
+def output_dir(name: str) -> Path:
+    """Return (and create) ``bench-output/<name>`` under the repository root."""
+    path = REPO_ROOT / "bench-output" / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def main_python() -> Path:
+    """The main venv's interpreter (falls back to the running one)."""
+    path = REPO_ROOT / ".venv" / "bin" / "python"
+    return path if path.exists() else Path(sys.executable)
+
+
+def mosaic_python() -> Path | None:
+    """The Mosaic peer venv's interpreter, or None when it has not been built."""
+    path = REPO_ROOT / ".venv-mosaic" / "bin" / "python"
+    return path if path.exists() else None
+
+
+class Stopwatch:
+    """Wall-clock timer: ``with Stopwatch() as sw: work(); print(sw.seconds)``."""
+
+    def __init__(self) -> None:
+        self.start = 0.0
+        self.seconds = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def _maxrss_to_mib(maxrss: int) -> float:
+    # Linux reports ru_maxrss in KiB, macOS in bytes.
+    return maxrss / (1 << 20) if sys.platform == "darwin" else maxrss / 1024
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of the current process so far, in MiB.
+
+    On Linux this is ``VmHWM`` of ``/proc/self/status``: ``ru_maxrss`` survives ``exec``,
+    so a child started from a big parent would report the parent's peak instead of its own.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return _maxrss_to_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """What ``run_child`` returns: the child's JSON result, wall time and peak RSS (MiB)."""
+
+    result: dict[str, Any]
+    seconds: float
+    peak_rss_mib: float
+
+
+def emit_result(obj: dict[str, Any]) -> None:
+    """Print ``obj`` as the last stdout line of a child process (read by ``run_child``).
+
+    Adds ``"peak_rss_mib"`` (the child's own peak so far) unless ``obj`` already has it.
+    """
+    print(json.dumps({"peak_rss_mib": peak_rss_mib(), **obj}), flush=True)
+
+
+def run_child(
+    argv: list[str | os.PathLike[str]],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 900.0,
+) -> ChildResult:
+    """Run ``argv`` in ``REPO_ROOT``; return its last stdout line parsed as JSON.
+
+    The peak RSS is the ``"peak_rss_mib"`` the child reported through ``emit_result``
+    (its own), else ``os.wait4``'s, which may include this parent's peak (see
+    ``peak_rss_mib``). Stderr passes through. Raises ``RuntimeError`` with the child's
+    output on failure.
+    """
+    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    with tempfile.TemporaryFile("w+") as out_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [os.fspath(a) for a in argv], cwd=REPO_ROOT, env=full_env, stdout=out_file
+        )
+        status, usage = _wait4(proc, timeout)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out_file.seek(0)
+        out = out_file.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} failed with exit code {proc.returncode}:\n{out[-4000:]}")
+    lines = [line for line in out.splitlines() if line.strip()]
+    if not lines:
+        raise RuntimeError(f"{argv} printed no result")
+    result = json.loads(lines[-1])
+    peak = float(result.get("peak_rss_mib", _maxrss_to_mib(usage.ru_maxrss)))
+    return ChildResult(result, seconds, peak)
+
+
+def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, resource.struct_rusage]:
+    """Reap ``proc`` with its own rusage; kill it past ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            return status, usage
+        if time.monotonic() > deadline:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            raise TimeoutError(f"{proc.args} ran past {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def workload_w1(rows: int = 2_000_000, seed: int = SEED) -> pa.Table:
+    """W1: ``{id int64, label int32, x fixed_size_list<float32, 16>}`` (small numeric rows)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, 16), dtype=np.float32)
+    return pa.table(
+        {
+            "id": pa.array(np.arange(rows, dtype=np.int64)),
+            "label": pa.array(rng.integers(0, 1000, rows, dtype=np.int32)),
+            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 16),
+        }
+    )
+
+
+def workload_w2(rows: int = 60_000, seed: int = SEED) -> pa.Table:
+    """W2: ``{id int64, label int32, image binary}`` with 784 random bytes (MNIST-sized)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (rows, 784), dtype=np.uint8)
+    offsets = np.arange(0, rows * 784 + 1, 784, dtype=np.int32)
+    image = pa.BinaryArray.from_buffers(
+        pa.binary(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(pixels.tobytes())]
+    )
+    return pa.table(
+        {
+            "id": pa.array(np.arange(rows, dtype=np.int64)),
+            "label": pa.array(rng.integers(0, 10, rows, dtype=np.int32)),
+            "image": image,
+        }
+    )
+
+
+def workload_w3(rows: int = 4_000, seed: int = SEED) -> pa.Table:
+    """W3: ``{id int64, blob binary}`` with 256 KiB per row, half random, half zeros."""
+    rng = np.random.default_rng(seed)
+    half = 128 * 1024
+    blobs = [rng.bytes(half) + bytes(half) for _ in range(rows)]
+    return pa.table(
+        {
+            "id": pa.array(np.arange(rows, dtype=np.int64)),
+            "blob": pa.array(blobs, type=pa.large_binary()),
+        }
+    )
+
+
+_WORKLOADS = {"w1": workload_w1, "w2": workload_w2, "w3": workload_w3}
+
+
+def workload(name: str, rows: int | None = None) -> pa.Table:
+    """Build workload ``name`` (``"w1"``, ``"w2"`` or ``"w3"``), optionally with fewer rows."""
+    builder = _WORKLOADS[name.lower()]
+    return builder() if rows is None else builder(rows)
+
+
+def write_parquet(table: pa.Table, path: Path) -> Path:
+    """Write ``table`` uncompressed (fast to read back) and return ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="none")
+    return path
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One line of a comparison: ``ours / theirs`` (or inverted when lower is better)."""
+
+    metric: str
+    ours: float
+    theirs: float
+    unit: str
+    higher_is_better: bool = True
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        if self.ours <= 0 or self.theirs <= 0:
+            return float("nan")
+        return self.ours / self.theirs if self.higher_is_better else self.theirs / self.ours
+
+
+def _fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def print_ratios(title: str, rows: list[Ratio], *, theirs_name: str = "mosaic") -> None:
+    """Print a fixed-width table; ``ratio`` is always "times better than theirs"."""
+    header = ("metric", "ours", theirs_name, "unit", "ratio", "note")
+    cells = [
+        (r.metric, _fmt(r.ours), _fmt(r.theirs), r.unit, f"{r.ratio:.1f}x", r.note) for r in rows
+    ]
+    widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
+    print(f"\n== {title} ==")
+    for line in [header, *cells]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    sys.stdout.flush()
