@@ -1,0 +1,52 @@
+# make demo  - the whole job end to end on embedded defaults (local Spark, a local folder, real data)
+# make test  - lint, types and the whole test suite (sets itself up)
+# make bench - side-by-side benchmarks against mosaicml-streaming, printed as ratios
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MOSAIC_VENV := .venv-mosaic
+PIP_FLAGS := -q --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test lint typecheck pytest bench setup clean
+
+setup: $(VENV)/.installed $(MOSAIC_VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) torch==2.13.0
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@
+
+$(MOSAIC_VENV)/.installed: tests/compat/mosaic-requirements.txt constraints.txt
+	test -x $(MOSAIC_VENV)/bin/python || $(PYTHON) -m venv $(MOSAIC_VENV)
+	$(MOSAIC_VENV)/bin/pip install $(PIP_FLAGS) torch==2.13.0
+	$(MOSAIC_VENV)/bin/pip install $(PIP_FLAGS) -r tests/compat/mosaic-requirements.txt
+	# Mosaic imports torchvision at import time, and the only torchvision wheels are CUDA
+	# builds that fail against CPU torch: swap in the tiny stand-in under tests/compat/stubs.
+	$(MOSAIC_VENV)/bin/pip uninstall -q -y torchvision
+	$(MOSAIC_VENV)/bin/python -c "import site; print('$(CURDIR)/tests/compat/stubs')" \
+		> "$$($(MOSAIC_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/sparkshard-stubs.pth"
+	touch $@
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check sparkshard loader tests benchmarks demo
+	$(BIN)/ruff format --check sparkshard loader tests benchmarks demo
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+pytest: setup
+	PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python SPARKSHARD_REQUIRE_MOSAIC=1 \
+		$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: $(VENV)/.installed
+	PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python $(BIN)/python -m demo
+
+bench: setup
+	PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python $(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(MOSAIC_VENV) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""The MDS shard file: ``uint32 N | uint32 offsets[N+1] | config JSON | samples``.
+
+Offsets are absolute byte positions (``offsets[N]`` is the file length), so a shard is
+under 4 GiB. A sample is one ``uint32`` length per variable-size column, in column
+order, then every column's payload in column order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparkshard.errors import CorruptShardError
+from sparkshard.format.arrow_encode import fixed_payloads
+
+__all__ = ["build_shard", "payload_lengths", "read_offsets", "shard_config", "shard_overhead"]
+
+_MAX_SHARD = (1 << 32) - 1
+_EMPTY = pa.scalar(b"", pa.large_binary())
+
+
+def shard_config(
+    names: Sequence[str],
+    encodings: Sequence[str],
+    sizes: Sequence[int | None],
+    compression: str | None,
+    hashes: Sequence[str],
+    size_limit: int | None,
+) -> bytes:
+    """The JSON that every shard file carries after its offsets (what MDSWriter writes)."""
+    config: dict[str, Any] = {
+        "column_encodings": list(encodings),
+        "column_names": list(names),
+        "column_sizes": list(sizes),
+        "compression": compression,
+        "format": "mds",
+        "hashes": list(hashes),
+        "size_limit": size_limit,
+        "version": 2,
+    }
+    return json.dumps(config, sort_keys=True).encode("utf-8")
+
+
+def shard_overhead(config: bytes) -> int:
+    """Bytes a shard spends besides its samples' own bytes (+4 per sample for its offset)."""
+    return 8 + len(config)
+
+
+def payload_lengths(payloads: pa.Array) -> np.ndarray:
+    """Byte length of every payload of a ``large_binary`` array, as int64."""
+    offsets = np.frombuffer(
+        payloads.buffers()[1], np.int64, count=len(payloads) + 1, offset=payloads.offset * 8
+    )
+    return np.diff(offsets)
+
+
+def build_shard(columns: Sequence[pa.Array], sizes: Sequence[int | None], config: bytes) -> bytes:
+    """Lay out one shard from per-column payload arrays (one payload per sample each)."""
+    n = len(columns[0]) if columns else 0
+    variable = [payload_lengths(c) for c, size in zip(columns, sizes) if size is None]
+    parts = list(columns)
+    if variable:
+        # (samples, variable columns) little-endian uint32 lengths, as each sample's prefix.
+        prefix = np.stack(variable, axis=1).astype("<u4")
+        parts.insert(0, fixed_payloads(prefix.view(np.uint8)))
+    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _EMPTY)
+    if n == 0:
+        ends = np.zeros(1, np.int64)
+        body = memoryview(b"")
+    else:
+        ends = np.frombuffer(joined.buffers()[1], np.int64, count=n + 1, offset=joined.offset * 8)
+        body = memoryview(joined.buffers()[2])[int(ends[0]) : int(ends[-1])]
+    head = 4 + 4 * (n + 1) + len(config)
+    if head + len(body) > _MAX_SHARD:
+        raise ValueError(
+            f"a shard of {n} samples would be {head + len(body)} bytes, over the 4 GiB MDS "
+            "limit: lower size_limit"
+        )
+    offsets = (ends - ends[0] + head).astype("<u4")
+    return b"".join([np.array([n], "<u4").tobytes(), offsets.tobytes(), config, body])
+
+
+def read_offsets(data: memoryview | bytes, expected_samples: int, name: str) -> np.ndarray:
+    """The sample offsets of a shard, checked against its declared size and sample count."""
+    size = len(data)
+    if size < 8:
+        raise CorruptShardError(f"shard {name} is {size} bytes, too short for an MDS header")
+    (count,) = np.frombuffer(data, "<u4", count=1)
+    if count != expected_samples or size < 4 * (count + 2):
+        raise CorruptShardError(
+            f"shard {name} says it holds {count} samples where the index says "
+            f"{expected_samples}: the file is damaged or belongs to another dataset"
+        )
+    offsets = np.frombuffer(data, "<u4", count=int(count) + 1, offset=4)
+    if int(offsets[-1]) != size or (np.diff(offsets.astype(np.int64)) < 0).any():
+        raise CorruptShardError(
+            f"shard {name} is truncated or malformed: its offsets end at {int(offsets[-1])} "
+            f"but the file has {size} bytes; delete it so it is fetched or written again"
+        )
+    return offsets
