@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from loader.shardfile import ShardFile
 from sparkshard.errors import CorruptShardError, SchemaError
 from sparkshard.format.compression import parse_compression
 from sparkshard.format.encodings import get_encoding
@@ -29,8 +30,6 @@ from sparkshard.format.schema import ColumnSpec, Schema
 from sparkshard.format.values import from_stored
 from sparkshard.storage import LocalStore
 from sparkshard.versions import read_index
-
-from loader.shardfile import ShardFile
 
 __all__ = ["DatasetReader", "verify_file"]
 

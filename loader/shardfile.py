@@ -51,11 +51,12 @@ class ShardFile:
 
     def sample(self, j: int, names: list[str]) -> dict[str, Any]:
         """Decoded stored values of sample ``j`` for the stored columns ``names``."""
-        data = memoryview(self._buf[self._offsets[j] : self._offsets[j + 1]])
+        data = self._buf[self._offsets[j] : self._offsets[j + 1]].data
         lengths = np.frombuffer(data, "<u4", count=self._nvar).tolist()
         pos, var = 4 * self._nvar, 0
         spans = []
-        for size in self._sizes:
+        for fixed in self._sizes:
+            size = fixed
             if size is None:
                 size, var = lengths[var], var + 1
             spans.append((pos, size))
@@ -75,7 +76,7 @@ class ShardFile:
         # (batch, variable columns) lengths from each sample's uint32 prefix.
         prefix = self._buf[starts[:, None] + np.arange(4 * self._nvar)]
         lengths = prefix.view("<u4").astype(np.int64).reshape(len(js), self._nvar)
-        column_starts = []
+        column_starts: list[np.ndarray] = []
         running, var = starts + 4 * self._nvar, 0
         for size in self._sizes:
             column_starts.append(running)
@@ -83,7 +84,7 @@ class ShardFile:
                 running, var = running + lengths[:, var], var + 1
             else:
                 running = running + size
-        out = {}
+        out: dict[str, Any] = {}
         var_index = {i: k for k, i in enumerate(i for i, s in enumerate(self._sizes) if s is None)}
         for name in names:
             i = self._where[name]
@@ -125,7 +126,7 @@ class ShardFile:
             return [buf[a:b].tobytes() for a, b in spans]
         if encoding.name == "str":
             return [buf[a:b].tobytes().decode("utf-8") for a, b in spans]
-        return [encoding.decode(memoryview(buf[a:b])) for a, b in spans]
+        return [encoding.decode(buf[a:b].data) for a, b in spans]
 
 
 def _from_matrix(encoding: Any, block: np.ndarray) -> np.ndarray:
