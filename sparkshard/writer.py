@@ -129,11 +129,7 @@ class ShardWriter:
         if self._info is not None:
             return self._info
         if self._sink is None:
-            if self._explicit is None and self._previous is None:
-                raise SchemaError(
-                    "nothing was written and no columns= were given: the dataset has no schema"
-                )
-            self._open(self._explicit or Schema.from_meta(self._previous.meta["columns"]))  # type: ignore[union-attr]
+            self._open(self._empty_schema())
         assert self._sink is not None
         try:
             records = self._sink.close()

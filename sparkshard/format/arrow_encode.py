@@ -24,6 +24,7 @@ from sparkshard.format.encodings import (
     shape_width_code,
 )
 from sparkshard.format.schema import ColumnSpec
+from sparkshard.format.values import placeholder_bytes
 
 __all__ = ["encode_column", "fixed_payloads"]
 
@@ -82,10 +83,10 @@ def _encode(spec: ColumnSpec, array: pa.Array, mask: np.ndarray | None) -> pa.Ar
     # Text and binaries pass through: str, bytes, json text, and pre-encoded images/pickles.
     if pa.types.is_fixed_size_binary(t):
         array = array.cast(pa.binary())
-    filler = "" if _is_text(array.type) else b""
+    array = array.cast(_BINARY)
     if array.null_count:
-        array = pc.fill_null(array, pa.scalar(filler, array.type))
-    return array.cast(_BINARY)
+        array = pc.fill_null(array, pa.scalar(placeholder_bytes(encoding), _BINARY))
+    return array
 
 
 def _is_text(t: pa.DataType) -> bool:

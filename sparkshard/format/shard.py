@@ -63,6 +63,8 @@ def build_shard(columns: Sequence[pa.Array], sizes: Sequence[int | None], config
     """Lay out one shard from per-column payload arrays (one payload per sample each)."""
     n = len(columns[0]) if columns else 0
     variable = [payload_lengths(c) for c, size in zip(columns, sizes) if size is None]
+    if n and all((lengths == lengths[0]).all() for lengths in variable):
+        return _build_regular(columns, [int(v[0]) for v in variable], config)
     parts = list(columns)
     if variable:
         # (samples, variable columns) little-endian uint32 lengths, as each sample's prefix.
@@ -83,6 +85,37 @@ def build_shard(columns: Sequence[pa.Array], sizes: Sequence[int | None], config
         )
     offsets = (ends - ends[0] + head).astype("<u4")
     return b"".join([np.array([n], "<u4").tobytes(), offsets.tobytes(), config, body])
+
+
+def _build_regular(columns: Sequence[pa.Array], var_lengths: list[int], config: bytes) -> bytes:
+    """Every sample has the same layout: fill a (samples, sample bytes) matrix by slices."""
+    n = len(columns[0])
+    widths = [len(var_lengths) * 4] + [
+        int(payload_lengths(c.slice(0, 1))[0]) for c in columns
+    ]  # prefix, then each column
+    width = sum(widths)
+    head = 4 + 4 * (n + 1) + len(config)
+    if head + n * width > _MAX_SHARD:
+        raise ValueError(f"a shard of {n} samples would pass the 4 GiB MDS limit: lower size_limit")
+    out = np.empty(head + n * width, np.uint8)
+    out[:4] = np.frombuffer(np.array([n], "<u4").tobytes(), np.uint8)
+    offsets = head + width * np.arange(n + 1, dtype=np.int64)
+    out[4 : 4 * (n + 2)] = offsets.astype("<u4").view(np.uint8)
+    out[4 * (n + 2) : head] = np.frombuffer(config, np.uint8)
+    # (samples, bytes per sample) view of the sample region.
+    body = out[head:].reshape(n, width)
+    if var_lengths:
+        body[:, : widths[0]] = np.asarray(var_lengths, "<u4").view(np.uint8)
+    position = widths[0]
+    for column, size in zip(columns, widths[1:]):
+        start = column.offset
+        value_offsets = np.frombuffer(column.buffers()[1], np.int64, count=2, offset=start * 8)
+        values = np.frombuffer(column.buffers()[2], np.uint8)
+        first = int(value_offsets[0])
+        # (samples, column bytes) view of this column's contiguous payloads.
+        body[:, position : position + size] = values[first : first + n * size].reshape(n, size)
+        position += size
+    return out.tobytes()
 
 
 def read_offsets(data: memoryview | bytes, expected_samples: int, name: str) -> np.ndarray:

@@ -8,13 +8,15 @@ for writing; :func:`from_stored` restores one decoded value for reading.
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from typing import Any
 
 import numpy as np
 
+from sparkshard.format.encodings import get_encoding
 from sparkshard.format.schema import ColumnSpec
 
-__all__ = ["from_stored", "placeholder", "to_stored"]
+__all__ = ["from_stored", "placeholder", "placeholder_bytes", "to_stored"]
 
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -24,19 +26,35 @@ _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 def placeholder(spec: ColumnSpec) -> Any:
     """The value written in place of a null (the mask column says it is null)."""
     encoding = spec.encoding
-    if encoding == "str" or encoding.startswith("str_"):
-        return b""
-    if encoding in ("bytes", "json", "pkl") or encoding.startswith(("jpeg", "png", "pil", "list")):
-        return b"null" if encoding == "json" else b""
     if encoding.startswith("ndarray"):
-        dtype = encoding.split(":")[1] if encoding.count(":") else "uint8"
-        shape = (
-            tuple(int(d) for d in encoding.split(":")[2].split(","))
-            if encoding.count(":") == 2
-            else (0,)
-        )
+        parts = encoding.split(":")
+        dtype = parts[1] if len(parts) > 1 and parts[1] else "uint8"
+        shape = tuple(int(d) for d in parts[2].split(",")) if len(parts) > 2 else (0,)
         return np.zeros(shape, dtype)
-    return 0
+    if get_encoding(encoding).size is not None:
+        return 0
+    return placeholder_bytes(encoding)
+
+
+def placeholder_bytes(encoding: str) -> bytes:
+    """Encoded stand-in for a null of a variable-size encoding, decodable by any MDS reader."""
+    simple = {"str": b"", "bytes": b"", "str_int": b"0", "str_decimal": b"0", "str_float": b"0.0"}
+    if encoding in simple:
+        return simple[encoding]
+    if encoding == "json":
+        return b"null"
+    if encoding == "pkl":
+        return pickle.dumps(None)
+    try:
+        from PIL import Image
+    except ImportError:
+        return b""
+    pixel = Image.new("L", (1, 1))
+    if encoding.startswith("list["):
+        return get_encoding(encoding).encode([])
+    if encoding in ("jpeg_array", "jpegarray"):
+        return get_encoding(encoding).encode([pixel])
+    return get_encoding(encoding).encode(pixel)
 
 
 def to_stored(spec: ColumnSpec, value: Any) -> Any:
