@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -32,8 +33,8 @@ def _same(a: Any, b: Any) -> bool:
         )
     if isinstance(a, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and a != a:
-        return b != b
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
     return bool(a == b) and type(a) is type(b)
 
 
