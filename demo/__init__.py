@@ -1,0 +1,1 @@
+"""`make demo`: the sparkshard flow end to end on real data shipped with scikit-learn."""
