@@ -83,6 +83,8 @@ COLUMNS: dict[str, str] = {
     "list_png": "list[png]",
 }
 
+SCALAR_ENCODINGS = {"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"}
+SCALAR_ENCODINGS |= {"float16", "float32", "float64"}
 ND_DTYPES = ["uint8", "int8", "uint16", "int16", "float16", "uint32", "int32", "float32"]
 ND_DTYPES += ["uint64", "int64", "float64"]
 SPECIAL_FLOATS = [0.0, -0.0, math.inf, -math.inf, math.nan, 1e-8, -3.5, 65504.0]
