@@ -5,8 +5,35 @@ Never imports pyspark; torch only in the dataset and dataloader glue.
 
 from __future__ import annotations
 
+from typing import Any
+
+from loader.order import EpochOrder, OrderSettings
+from loader.partition import EpochPartition
 from loader.reader import DatasetReader
+from loader.state import Fingerprint, ResumeState
+from loader.topology import Topology
 
 __all__ = [
     "DatasetReader",
+    "EpochOrder",
+    "EpochPartition",
+    "Fingerprint",
+    "OrderSettings",
+    "ResumeState",
+    "StreamingDataLoader",
+    "StreamingDataset",
+    "Topology",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The torch glue is imported only when asked for, so the pure parts work without torch.
+    if name == "StreamingDataset":
+        from loader.dataset import StreamingDataset
+
+        return StreamingDataset
+    if name == "StreamingDataLoader":
+        from loader.dataloader import StreamingDataLoader
+
+        return StreamingDataLoader
+    raise AttributeError(f"module 'loader' has no attribute {name!r}")

@@ -1,0 +1,305 @@
+"""StreamingDataset: glue between the pure order/partition/state and the shard reader.
+
+Semantics (the README says the same):
+
+- The global order of an epoch is a pure function of (dataset version, seed, epoch,
+  num_canonical_nodes, shuffle settings); see :mod:`loader.order`. Ranks and workers only pick
+  which positions they read (:mod:`loader.partition`): step ``t`` consumes positions
+  ``[t*G, (t+1)*G)``, ``G = world size * batch_size``; every rank takes the same number of
+  steps; worker ``w`` produces its rank's batches ``k = w (mod num_workers)``.
+- Each ``iter()`` is one epoch: the first is epoch 0 (or the loaded state's), the next one
+  continues with the following epoch. The state is ``(epoch, samples consumed in it)`` plus a
+  fingerprint; loading it recomputes the order and skips ahead without reading skipped data,
+  on any world size, batch size or worker count.
+- No shared memory, lock files or barriers: every process computes what it reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from torch.utils.data import IterableDataset
+
+from loader.order import EpochOrder, OrderSettings
+from loader.partition import EpochPartition
+from loader.state import Fingerprint, ResumeState
+from loader.topology import Topology
+
+__all__ = ["StreamingDataset"]
+
+logger = logging.getLogger(__name__)
+
+_MOSAIC_ALGOS = ("naive", "py1b", "py1br", "py1e", "py1s", "py2s")
+
+
+class _Reader(Protocol):
+    num_samples: int
+    shard_sizes: np.ndarray
+    version: int | None
+    fingerprint: str
+
+    def get(self, index: int) -> dict[str, Any]: ...
+    def get_batch(self, ids: np.ndarray) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class _Source(Protocol):
+    """Where shards come from: the seam a remote cache slots into (shard -> local path)."""
+
+    def open(self, version: int | None) -> _Reader: ...
+
+
+@dataclass(frozen=True)
+class _LocalSource:
+    """A dataset directory on a local (or mounted) file system."""
+
+    path: Path
+    columns: tuple[str, ...] | None = None
+    verify_hashes: bool = False
+    allow_unsafe_pickle: bool = False
+
+    def open(self, version: int | None) -> _Reader:
+        from loader.reader import DatasetReader
+
+        return DatasetReader(
+            self.path,
+            version=version,
+            columns=self.columns,
+            verify_hashes=self.verify_hashes,
+            allow_unsafe_pickle=self.allow_unsafe_pickle,
+        )
+
+
+def _local_path(remote: str | None, local: str | None, split: str | None) -> Path:
+    """The local dataset directory: ``local`` (or a local ``remote``), joined with ``split``."""
+    if local is None and remote is None:
+        raise ValueError("StreamingDataset needs local= (a dataset directory) or remote=")
+    if local is None:
+        assert remote is not None
+        if "://" in remote and not remote.startswith("file://"):
+            raise NotImplementedError(
+                f"remote={remote!r}: streaming from object storage is not available yet; "
+                "copy the dataset to a local directory and pass local=<that directory>"
+            )
+        local = remote.removeprefix("file://")
+    path = Path(local) / split if split else Path(local)
+    if not (path / "index.json").exists() and remote is not None and local != remote:
+        raise NotImplementedError(
+            f"no dataset at local={str(path)!r} and downloading remote={remote!r} into a cache "
+            "is not available yet; copy the dataset there first"
+        )
+    return path
+
+
+@dataclass
+class _Progress:
+    """What this process has yielded of the epoch in progress (for state_dict)."""
+
+    epoch: int
+    partition: EpochPartition
+    single_worker: bool
+    steps: int = 0
+
+
+class StreamingDataset(IterableDataset[dict[str, Any]]):
+    """An iterable, resumable dataset over a local MDS directory (Mosaic-compatible names).
+
+    Also supports ``len(ds)`` (samples this rank yields per epoch, padding included) and
+    ``ds[i]`` (sample ``i`` of the dataset, in index order). Iterating yields one sample dict
+    at a time; :meth:`iter_batches` (what :class:`StreamingDataLoader` uses) yields this
+    rank's batches as dicts of arrays. ``topology`` overrides the detected rank/worker layout.
+    """
+
+    def __init__(
+        self,
+        *,
+        remote: str | None = None,
+        local: str | None = None,
+        split: str | None = None,
+        version: int | None = None,
+        batch_size: int | None = None,
+        shuffle: bool = False,
+        shuffle_seed: int = 9176,
+        shuffle_algo: str = "block",
+        shuffle_block_size: int | None = None,
+        num_canonical_nodes: int | None = None,
+        drop_last: bool = False,
+        columns: Sequence[str] | None = None,
+        verify_hashes: bool = False,
+        allow_unsafe_types: bool = False,
+        topology: Topology | None = None,
+    ) -> None:
+        path = _local_path(remote, local, split)
+        cols = tuple(columns) if columns is not None else None
+        source = _LocalSource(path, cols, verify_hashes, allow_unsafe_types)
+        if shuffle_algo in _MOSAIC_ALGOS:
+            logger.warning("shuffle_algo=%r is Mosaic's; using 'block' instead", shuffle_algo)
+            shuffle_algo = "block"
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 sample per rank, got {batch_size}")
+        self._source: _Source = source
+        self._reader_handle: _Reader | None = source.open(version)
+        self.version = self._reader_handle.version
+        self.shard_sizes = np.asarray(self._reader_handle.shard_sizes, np.int64)
+        self.num_samples = int(self._reader_handle.num_samples)
+        self._dataset_fingerprint = self._reader_handle.fingerprint
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.topology = topology if topology is not None else Topology.detect()
+        self._explicit_nodes = num_canonical_nodes is not None
+        self._explicit_block = shuffle_block_size is not None
+        nodes = num_canonical_nodes if num_canonical_nodes is not None else self.topology.nodes
+        block = shuffle_block_size or max(4_000_000 // nodes, 1 << 18)
+        self.order_settings = OrderSettings(shuffle_seed, nodes, shuffle, block, shuffle_algo)
+        self._epoch, self._start = 0, 0
+        self._progress: _Progress | None = None
+        self._order: EpochOrder | None = None
+
+    # --- pickling to DataLoader workers: no open files, no caches -----------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_reader_handle=None, _order=None, _progress=None)
+        return state
+
+    @property
+    def _reader(self) -> _Reader:
+        if self._reader_handle is None:
+            self._reader_handle = self._source.open(self.version)
+        return self._reader_handle
+
+    # --- sizes and random access ----------------------------------------------------------
+    def partition(self, start: int = 0, topology: Topology | None = None) -> EpochPartition:
+        """This rank's partition of an epoch resumed at ``start``."""
+        topo = topology or self.topology
+        batch = self.batch_size or 1
+        return EpochPartition(
+            self.num_samples, batch, topo.nodes, topo.ranks_per_node, start, self.drop_last
+        )
+
+    def __len__(self) -> int:
+        part = self.partition()
+        return part.num_steps * part.batch_size
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -self.num_samples <= index < self.num_samples:
+            raise IndexError(f"sample index must lie in [0, {self.num_samples}), got {index}")
+        return self._reader.get(index % self.num_samples)
+
+    def order(self, epoch: int) -> EpochOrder:
+        """The (lazy) global order of ``epoch``."""
+        if self._order is None or self._order.epoch != epoch:
+            self._order = EpochOrder(self.shard_sizes, self.order_settings, epoch)
+        return self._order
+
+    # --- iteration ----------------------------------------------------------------------
+    def _begin(self) -> tuple[EpochOrder, EpochPartition, Topology, range]:
+        """Start the planned epoch in this process and plan the next one."""
+        topo = self.topology.in_current_worker()
+        if self.batch_size is None and topo.num_workers > 1:
+            logger.warning("batch_size is unset: set it so workers split batches like the loader")
+        epoch, start = self._epoch, self._start
+        self._epoch, self._start = epoch + 1, 0
+        part = self.partition(start, topo)
+        self._progress = _Progress(epoch, part, topo.num_workers == 1)
+        return self.order(epoch), part, topo, part.worker_steps(topo.worker, topo.num_workers)
+
+    def _batch_ids(self, order: EpochOrder, part: EpochPartition, topo: Topology, step: int) -> Any:
+        if part.padded(step):
+            return order.ids(part.positions(step, topo.node, topo.local_rank))
+        first, stride = part.run(step, topo.node, topo.local_rank)
+        return order.ids_run(first, stride, part.batch_size)
+
+    def iter_batches(self) -> Iterator[dict[str, Any]]:
+        """This rank's (this worker's) batches of the next epoch, as dicts of arrays."""
+        order, part, topo, steps = self._begin()  # eager: the epoch starts at iter_batches()
+        return self._batches(order, part, topo, steps)
+
+    def _batches(
+        self, order: EpochOrder, part: EpochPartition, topo: Topology, steps: range
+    ) -> Iterator[dict[str, Any]]:
+        progress, reader = self._progress, self._reader
+        for step in steps:
+            batch = reader.get_batch(self._batch_ids(order, part, topo, step))
+            if progress is not None:
+                progress.steps += 1
+            yield batch
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        order, part, topo, steps = self._begin()  # eager: the epoch starts at iter()
+        return self._samples(order, part, topo, steps)
+
+    def _samples(
+        self, order: EpochOrder, part: EpochPartition, topo: Topology, steps: range
+    ) -> Iterator[dict[str, Any]]:
+        progress, reader = self._progress, self._reader
+        for step in steps:
+            ids = self._batch_ids(order, part, topo, step).tolist()
+            for i, index in enumerate(ids):
+                if progress is not None and i == len(ids) - 1:
+                    progress.steps += 1
+                yield reader.get(index)
+
+    # --- resume -------------------------------------------------------------------------
+    def fingerprint(self) -> Fingerprint:
+        s = self.order_settings
+        return Fingerprint(
+            self.version,
+            self._dataset_fingerprint,
+            self.num_samples,
+            s.shuffle,
+            s.seed,
+            s.algo,
+            s.block_size,
+            s.num_canonical_nodes,
+        )
+
+    def resume_state(self, epoch: int, sample_in_epoch: int) -> dict[str, Any]:
+        """The state dict for ``sample_in_epoch`` samples consumed in ``epoch``."""
+        if sample_in_epoch >= self.num_samples and self.num_samples:
+            epoch, sample_in_epoch = epoch + 1, 0
+        return ResumeState(epoch, sample_in_epoch, self.fingerprint()).to_dict()
+
+    def state_dict(
+        self, num_samples: int | None = None, from_beginning: bool = True
+    ) -> dict[str, Any]:
+        """The resume state: ``num_samples`` consumed by all ranks in the current epoch
+        (counted from the epoch's start, or from the resume point if not ``from_beginning``);
+        without it, what this process has yielded (iterating in the main process)."""
+        progress = self._progress
+        if progress is None:
+            return self.resume_state(self._epoch, self._start)
+        start = progress.partition.start
+        if num_samples is not None:
+            consumed = num_samples if from_beginning else start + num_samples
+            return self.resume_state(progress.epoch, min(consumed, self.num_samples))
+        if not progress.single_worker:
+            raise ValueError(
+                "this dataset is read by several workers, so it cannot count what was consumed; "
+                "use StreamingDataLoader.state_dict() or pass num_samples="
+            )
+        if progress.steps >= progress.partition.num_steps:
+            return self.resume_state(progress.epoch + 1, 0)
+        return self.resume_state(progress.epoch, progress.partition.consumed(progress.steps))
+
+    def load_state_dict(self, obj: Mapping[str, Any]) -> None:
+        """Resume at a state from :meth:`state_dict`; the next ``iter()`` continues there."""
+        state = ResumeState.from_dict(obj)
+        found = state.fingerprint
+        s = self.order_settings
+        nodes = s.num_canonical_nodes if self._explicit_nodes else found.num_canonical_nodes
+        block = s.block_size if self._explicit_block else found.shuffle_block_size
+        adopted = OrderSettings(s.seed, nodes, s.shuffle, block, s.algo)
+        previous, self.order_settings = self.order_settings, adopted
+        try:
+            state.check(self.fingerprint())
+        except Exception:
+            self.order_settings = previous
+            raise
+        self._epoch, self._start = state.epoch, state.sample_in_epoch
+        self._progress, self._order = None, None
+        logger.info("resuming at epoch %d, sample %d", state.epoch, state.sample_in_epoch)

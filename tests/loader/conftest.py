@@ -1,0 +1,48 @@
+"""Shared fixtures for the loader tests: small real datasets written with ShardWriter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sparkshard import ShardWriter
+
+
+def write_dataset(path: Path, num_samples: int, *, size_limit: int = 1500) -> Path:
+    """``num_samples`` rows ``{id, label}`` (labels sorted), cut into shards of ~60 samples."""
+    schema = pa.schema([pa.field("id", pa.int64(), False), pa.field("label", pa.int64(), False)])
+    ids = np.arange(num_samples, dtype=np.int64)
+    table = pa.table({"id": ids, "label": ids * 10 // max(num_samples, 1)}, schema=schema)
+    with ShardWriter(path, size_limit=size_limit, compression="zstd") as writer:
+        writer.write_batch(table)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,000 samples in ~17 shards."""
+    return write_dataset(tmp_path_factory.mktemp("small") / "ds", 1000)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local SparkSession for the whole test session (slow to start)."""
+    import os
+    import sys
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("sparkshard-loader-tests")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
