@@ -34,9 +34,10 @@ def to_torch(batch: dict[str, Any]) -> dict[str, Any]:
     nulls keeps it as a ``numpy.ma.MaskedArray`` so the nulls are not silently lost.
     """
     out: dict[str, Any] = {}
-    for name, value in batch.items():
-        if isinstance(value, np.ma.MaskedArray) and not np.ma.is_masked(value):
-            value = value.data
+    for name, column in batch.items():
+        value = (
+            column.data if type(column) is np.ma.MaskedArray and not column.mask.any() else column
+        )
         if (
             type(value) is np.ndarray
             and value.dtype.kind in "biuf"

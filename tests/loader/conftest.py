@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,22 +25,3 @@ def write_dataset(path: Path, num_samples: int, *, size_limit: int = 1500) -> Pa
 def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1,000 samples in ~17 shards."""
     return write_dataset(tmp_path_factory.mktemp("small") / "ds", 1000)
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """One local SparkSession for the whole test session (slow to start)."""
-    import os
-    import sys
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("sparkshard-loader-tests")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
