@@ -27,6 +27,7 @@ from benchmarks.common import (
     Ratio,
     Stopwatch,
     emit_result,
+    machine_note,
     main_python,
     mosaic_python,
     output_dir,
@@ -145,12 +146,14 @@ def run(args: list[str]) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the rows")
     parser.add_argument("--mosaic-read-seconds", type=float, default=60.0)
     opts = parser.parse_args(args)
+    print(machine_note(), flush=True)
     rows: list[Ratio] = []
     for name in opts.workloads.lower().split(","):
         n = max(1, int(DEFAULT_ROWS[name] * opts.scale))
         rows += _measure(name, n, opts.mosaic_read_seconds)
     print_ratios("format: sparkshard vs mosaicml-streaming 0.13.0 (one process each)", rows)
     print("\n".join(_goal_lines(rows)))
+    print(machine_note())
 
 
 if __name__ == "__main__":

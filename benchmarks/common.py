@@ -16,6 +16,7 @@ Public API:
 - ``workload(name)`` / ``workload_w1()``, ``workload_w2()``, ``workload_w3()``:
   synthetic pyarrow Tables with a fixed seed; ``write_parquet(table, path)``.
 - ``Ratio`` and ``print_ratios(title, rows)``: the printed comparison table.
+- ``machine_note()``: CPUs and load average, printed with results (shared machines are noisy).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "Ratio",
     "Stopwatch",
     "emit_result",
+    "machine_note",
     "main_python",
     "mosaic_python",
     "output_dir",
@@ -279,3 +281,9 @@ def print_ratios(title: str, rows: list[Ratio], *, theirs_name: str = "mosaic") 
     for line in [header, *cells]:
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
     sys.stdout.flush()
+
+
+def machine_note() -> str:
+    """One line on the machine: CPU count and load average (a busy machine skews rates)."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"machine: {os.cpu_count()} CPUs, load average {load} (1/5/15 min)"
