@@ -123,15 +123,15 @@ class ShardSink:
         value = sample[base]
         if name != base:  # the null mask column of `base`
             return bytes([value is None])
-        if value is None:
+        if value is None and spec.encoding not in ("json", "pkl"):  # there None is a value
             if not spec.nullable:
                 raise EncodingError(
                     f"column '{name}' got None but is not nullable; write Arrow data with a "
                     "nullable field to store nulls, or fill the value"
                 )
             value = placeholder(spec)
-        if isinstance(value, (bytes, bytearray)):  # pre-encoded, as in MDS
-            return bytes(value)
+        if type(value) is bytes:  # pre-encoded, as in MDS (a bytearray is a value to encode)
+            return value
         return get_encoding(spec.encoding).encode(to_stored(spec, value))
 
     def _flush_rows(self) -> None:

@@ -57,7 +57,7 @@ class Compression:
         if self.family == "bz2":
             return bz2.compress(bytes(data), compresslevel=self.level or 9)
         if self.family == "br":
-            return bytes(_module("brotli").compress(bytes(data), quality=self.level))
+            return bytes(_module("br").compress(bytes(data), quality=self.level))
         return bytes(_module("snappy").compress(bytes(data)))
 
     def decompress(self, data: bytes | memoryview) -> bytes:
@@ -68,7 +68,7 @@ class Compression:
         if self.family == "bz2":
             return bz2.decompress(bytes(data))
         if self.family == "br":
-            return bytes(_module("brotli").decompress(bytes(data)))
+            return bytes(_module("br").decompress(bytes(data)))
         return bytes(_module("snappy").decompress(bytes(data)))
 
 
