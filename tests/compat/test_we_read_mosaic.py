@@ -111,9 +111,10 @@ def test_dataset_without_shards_is_empty(mosaic_suite: Any) -> None:
 
 
 def test_pickle_columns_need_opt_in(mosaic_suite: Any) -> None:
-    with pytest.raises(Exception, match=r"(?i)pkl|pickle|unsafe"):
-        reader = _open(mosaic_suite.root / "enc-none", allow_unsafe_pickle=False)
-        reader.get(0)
+    from sparkshard import SchemaError
+
+    with pytest.raises(SchemaError, match=r"'pkl'.*allow_unsafe_pickle=True"):
+        _open(mosaic_suite.root / "enc-none", allow_unsafe_pickle=False)
 
 
 @pytest.mark.parametrize("name", ["enc-none", "enc-zstd"])
