@@ -49,6 +49,8 @@ def encode_column(
         mask = np.asarray(array.is_null())
     if spec.nullable and mask is None:
         mask = np.zeros(len(array), np.bool_)
+    if len(array) == 0:
+        return pa.array([], _BINARY), None if mask is None else mask.astype(np.uint8)
     try:
         payloads = _encode(spec, array, mask)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError) as exc:
