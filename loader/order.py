@@ -12,9 +12,10 @@ Construction (algorithm ``"block"``):
    ``N // C + (c < N % C)`` samples (a shard may be split between two neighbouring nodes).
    The pieces of shards a node owns are its *spans*.
 2. Every epoch, each canonical node permutes its spans (seeded by ``seed, epoch, c``) and
-   concatenates them into its *stream*. The stream is cut into ``K = ceil(n_c / block_size)``
-   blocks of equal size (+-1); the samples of each block, which come from several shards, are
-   permuted uniformly (seeded by ``seed, epoch, c, k``).
+   concatenates them into its *stream*. The stream is cut into about
+   ``K = round(n_c / block_size)`` blocks of about equal size, at span boundaries (a block
+   holds whole spans, so each shard is read within one block); the samples of each block,
+   which come from several shards, are permuted uniformly (seeded by ``seed, epoch, c, k``).
 3. The streams are interleaved: position ``p`` is sample ``p // C`` of node ``p % C``'s stream.
    Because long nodes come first, this is a bijection onto ``0 .. N-1`` with no padding.
 
@@ -103,6 +104,18 @@ def _spans(
     return first_id, lengths, node
 
 
+def _block_bounds(offsets: np.ndarray, blocks: int) -> np.ndarray:
+    """Cut a stream into about ``blocks`` equal blocks, at the span boundaries nearest to
+    ``k * size / blocks``: every block holds whole spans (mostly whole shards), so each
+    shard is read within one block and contributes evenly to its block's mix."""
+    size = int(offsets[-1])
+    targets = np.arange(blocks + 1, dtype=np.int64) * size // blocks
+    right = np.clip(np.searchsorted(offsets, targets), 0, len(offsets) - 1)
+    left = np.clip(right - 1, 0, len(offsets) - 1)
+    nearer_left = targets - offsets[left] <= offsets[right] - targets
+    return np.unique(np.where(nearer_left, offsets[left], offsets[right]))
+
+
 @dataclass(frozen=True)
 class _Stream:
     """One canonical node's stream for one epoch: its spans in epoch order, cut into blocks."""
@@ -110,14 +123,14 @@ class _Stream:
     first_id: np.ndarray  # (spans,) global id of each span's first sample
     offsets: np.ndarray  # (spans + 1,) stream offset where each span starts
     size: int
-    num_blocks: int
+    bounds: np.ndarray  # (blocks + 1,) stream offset where each block starts
 
     def block_bounds(self, k: int) -> tuple[int, int]:
-        return k * self.size // self.num_blocks, (k + 1) * self.size // self.num_blocks
+        return int(self.bounds[k]), int(self.bounds[k + 1])
 
     def block_of(self, local: np.ndarray) -> np.ndarray:
-        """Block index of each stream index: the k with bounds(k)[0] <= s < bounds(k)[1]."""
-        return ((local + 1) * self.num_blocks - 1) // max(self.size, 1)
+        """Block index of each stream index: the k with bounds[k] <= s < bounds[k + 1]."""
+        return np.searchsorted(self.bounds, local, side="right") - 1
 
     def ids_between(self, lo: int, hi: int) -> np.ndarray:
         """Global ids of stream indices ``lo .. hi-1`` in stream (unshuffled) order."""
@@ -164,10 +177,10 @@ class EpochOrder:
         if self.settings.shuffle:
             perm = _rng(self.settings.seed, self.epoch, c, _SPAN_TAG).permutation(len(ids))
             ids, lens = ids[perm], lens[perm]
-        size = int(lens.sum())
-        blocks = -(-size // self.settings.block_size) if self.settings.shuffle else 1
         offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-        return _Stream(ids, offsets, size, max(blocks, 1))
+        size = int(offsets[-1])
+        blocks = max(round(size / self.settings.block_size), 1) if self.settings.shuffle else 1
+        return _Stream(ids, offsets, size, _block_bounds(offsets, blocks))
 
     def block(self, node: int, k: int) -> np.ndarray:
         """The permuted global ids of block ``k`` of canonical node ``node``'s stream."""
