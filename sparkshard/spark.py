@@ -166,20 +166,18 @@ def dataframe_to_mds(
         log.info("merge_index=False ignored: sparkshard always commits one merged index")
     columns = options.pop("columns")
     if udf_iterable is None:
-        selected = dataframe.select(*columns) if columns else dataframe
-        dataframe_to_shards(selected, url, columns=columns, **options)
+        _mosaic_columns(dataframe, url, columns, options)
         return local, remote
     if not columns:
         raise SchemaError(
             "udf_iterable needs mds_kwargs['columns'] (name -> MDS encoding of the samples it "
             "yields), as in Mosaic: e.g. {'tokens': 'bytes'}"
         )
-    schema = Schema.from_encodings(columns)
-    job = _new_job(
-        url, options["storage_options"], schema, options["compression"], options["hashes"],
-        options["size_limit"],
-    )  # fmt: skip
-    job = _with_udf(job, udf_iterable, dict(udf_kwargs or {}))
+    job = _with_udf(
+        _options_job(url, Schema.from_encodings(columns), options),
+        udf_iterable,
+        dict(udf_kwargs or {}),
+    )
     prepared, _ = _prepare(dataframe)
     source = {**_fingerprint(dataframe), "udf": getattr(udf_iterable, "__qualname__", "udf")}
     _run(prepared, job, options["mode"], source, time.perf_counter())
@@ -218,6 +216,26 @@ def _mosaic_options(kwargs: dict[str, Any]) -> dict[str, Any]:
             "and storage_options"
         )
     return options
+
+
+def _mosaic_columns(
+    df: DataFrame, url: str, columns: Mapping[str, str] | None, options: dict[str, Any]
+) -> DatasetInfo:
+    """Write ``df``; explicit Mosaic ``columns`` are the exact stored layout (no null masks)."""
+    if not columns:
+        return dataframe_to_shards(df, url, **options)
+    started = time.perf_counter()
+    prepared, arrow_schema = _prepare(df.select(*columns))
+    strict = pa.schema([f.with_nullable(False) for f in arrow_schema])
+    job = _options_job(url, schema_from_arrow(strict, columns), options)
+    return _run(prepared, job, options["mode"], _fingerprint(df), started)
+
+
+def _options_job(url: str, schema: Schema, options: dict[str, Any]) -> _Job:
+    return _new_job(
+        url, options["storage_options"], schema, options["compression"], options["hashes"],
+        options["size_limit"],
+    )  # fmt: skip
 
 
 def _new_job(
