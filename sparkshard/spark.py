@@ -549,3 +549,65 @@ def _clean_up(store: Store, job: _Job, keep: set[str] | None) -> None:
         return
     if orphans:
         log.info("removed %d unreferenced file(s) of job %s", len(orphans), job.token)
+
+
+# ---- the command line's Spark side (sparkshard.cli never imports pyspark) ---------------
+
+_FORMATS = ("parquet", "delta", "json", "csv", "orc")
+
+
+def cli_session(master: str | None) -> tuple[Any, bool]:
+    """(session, created): the active/spark-submit session, else a new local one."""
+    import os
+
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None and master is None:
+        return active, False
+    builder = SparkSession.builder.appName("sparkshard convert")
+    if master is None and "PYSPARK_GATEWAY_PORT" in os.environ:  # launched by spark-submit
+        return builder.getOrCreate(), False
+    session = (
+        builder.master(master or "local[*]").config("spark.ui.showConsoleProgress", "true")
+    ).getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session, True
+
+
+def read_source(spark: Any, source: str, fmt: str | None) -> DataFrame:
+    """A DataFrame for a path (format given or guessed from it) or a table name."""
+    from pathlib import Path
+
+    if fmt is None:
+        path = Path(source)
+        if "://" not in source and "/" not in source and not path.exists():
+            return spark.table(source)
+        suffix = path.suffix.lstrip(".").lower().replace("jsonl", "json")
+        fmt = suffix if suffix in _FORMATS else None
+        fmt = fmt or ("delta" if (path / "_delta_log").is_dir() else "parquet")
+    if fmt not in _FORMATS:
+        raise ValueError(f"--format must be one of {_FORMATS}, got {fmt!r}")
+    if fmt == "csv":
+        return spark.read.csv(source, header=True, inferSchema=True)
+    if fmt == "delta":
+        return _read_delta(spark, source)
+    return spark.read.format(fmt).load(source)
+
+
+def _read_delta(spark: Any, source: str) -> DataFrame:
+    try:
+        return spark.read.format("delta").load(source)
+    except Exception as exc:
+        if "delta" not in str(exc).lower():
+            raise
+    try:  # no delta-spark jar: read the latest snapshot's files with delta-rs
+        from deltalake import DeltaTable
+    except ImportError:
+        raise SparkshardError(
+            f"cannot read Delta table {source}: Spark has no Delta data source and the "
+            "'deltalake' package is not installed; add delta-spark or pip install deltalake"
+        ) from None
+    table = DeltaTable(source)
+    log.info("reading Delta %s version %d with delta-rs", source, table.version())
+    return spark.read.parquet(*table.file_uris())
