@@ -120,6 +120,10 @@ class DatasetReader:
             return {name: [sample.get(name) for sample in samples] for name in names}
         shards = np.searchsorted(self._starts, ids, side="right") - 1
         columns: dict[str, Any] = {}
+        if len(ids) and shards.min() == shards.max():  # one shard: no need to scatter
+            shard = int(shards[0])
+            part = self.shard(shard).batch(ids - self._starts[shard], self._stored)
+            return {spec.name: _restore_batch(spec, part) for spec in self._specs}
         for shard in np.unique(shards).tolist():
             where = np.flatnonzero(shards == shard)
             part = self.shard(shard).batch(ids[where] - self._starts[shard], self._stored)
@@ -258,6 +262,6 @@ def _restore_batch(spec: ColumnSpec, columns: dict[str, Any]) -> Any:
         shape_mask = np.broadcast_to(mask.reshape(-1, *([1] * (values.ndim - 1))), values.shape)
         return np.ma.MaskedArray(values, mask=shape_mask)
     restored = [from_stored(spec, v) for v in values] if spec.logical else values
-    if mask is not None:
+    if mask is not None and mask.any():
         restored = [None if m else v for v, m in zip(restored, mask.tolist())]
     return restored

@@ -120,13 +120,13 @@ class ShardFile:
 
     def _decode_many(self, i: int, starts: np.ndarray, lengths: np.ndarray) -> list[Any]:
         encoding = self._encodings[i]
-        buf = self._buf
+        raw = self._mmap if self._mmap is not None else b""  # slicing an mmap yields bytes
         spans = zip(starts.tolist(), (starts + lengths).tolist())
         if encoding.name == "bytes":
-            return [buf[a:b].tobytes() for a, b in spans]
+            return [raw[a:b] for a, b in spans]
         if encoding.name == "str":
-            return [buf[a:b].tobytes().decode("utf-8") for a, b in spans]
-        return [encoding.decode(buf[a:b].data) for a, b in spans]
+            return [raw[a:b].decode("utf-8") for a, b in spans]
+        return [encoding.decode(raw[a:b]) for a, b in spans]
 
 
 def _from_matrix(encoding: Any, block: np.ndarray) -> np.ndarray:

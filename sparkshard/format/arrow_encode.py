@@ -79,7 +79,9 @@ def _encode(spec: ColumnSpec, array: pa.Array, mask: np.ndarray | None) -> pa.Ar
     if encoding.startswith("ndarray"):
         return _ndarray(spec, array, get_encoding(encoding), mask)  # type: ignore[arg-type]
     if encoding == "json" and not (pa.types.is_string(t) or pa.types.is_large_string(t)):
-        return pa.array([_json_text(v) for v in array.to_pylist()], _BINARY)
+        return pa.array(
+            [json.dumps(_jsonable(v, t)).encode("utf-8") for v in array.to_pylist()], _BINARY
+        )
     if encoding in ("str_int", "str_float", "str_decimal") and not _is_text(t):
         array = pc.cast(array, pa.string())
     # Text and binaries pass through: str, bytes, json text, and pre-encoded images/pickles.
@@ -126,16 +128,25 @@ def _checked_cast(name: str, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype, copy=False)
 
 
-def _json_text(value: Any) -> bytes:
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(v, tuple) and len(v) == 2 for v in value)
-    ):
-        keys = [k for k, _ in value]
-        if all(isinstance(k, str) for k in keys):  # an Arrow map with string keys
-            value = dict(value)
-    return json.dumps(value).encode("utf-8")
+def _jsonable(value: Any, t: pa.DataType) -> Any:
+    """A Python value from Arrow's to_pylist as JSON sees it, guided by its Arrow type."""
+    if value is None:
+        return None
+    if pa.types.is_map(t):
+        pairs = [(k, _jsonable(v, t.item_type)) for k, v in value]
+        return (
+            dict(pairs)
+            if pa.types.is_string(t.key_type) or pa.types.is_large_string(t.key_type)
+            else [list(p) for p in pairs]
+        )
+    if pa.types.is_struct(t):
+        return {
+            t.field(i).name: _jsonable(value[t.field(i).name], t.field(i).type)
+            for i in range(t.num_fields)
+        }
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return [_jsonable(v, t.value_type) for v in value]
+    return value
 
 
 def _ndarray(spec: ColumnSpec, array: pa.Array, enc: NDArray, mask: np.ndarray | None) -> pa.Array:
