@@ -49,6 +49,12 @@ def to_torch(batch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _as_is(batch: dict[str, Any]) -> dict[str, Any]:
+    """Workers send numpy batches as they are: pickling a few arrays through the pipe is
+    cheaper than torch's one shared-memory segment per tensor; tensors are made after."""
+    return batch
+
+
 class _BatchView(IterableDataset[dict[str, Any]]):
     """The dataset seen batch by batch; attribute access falls through to the dataset."""
 
@@ -100,6 +106,12 @@ class StreamingDataLoader(DataLoader[Any]):
         for name in ("sampler", "batch_sampler", "shuffle"):
             if kwargs.get(name):
                 raise ValueError(f"{name}= does not apply: the dataset orders and shards itself")
+        drop_last = kwargs.pop("drop_last", None)
+        if drop_last is not None and drop_last != dataset.drop_last:
+            raise ValueError(
+                f"drop_last={drop_last} on the loader but {dataset.drop_last} on the dataset; "
+                "pass drop_last to StreamingDataset, which pads or drops for every rank alike"
+            )
         batch_size = batch_size or dataset.batch_size
         if batch_size is None:
             raise ValueError("pass batch_size= (samples per rank per step)")
@@ -118,7 +130,8 @@ class StreamingDataLoader(DataLoader[Any]):
                 _BatchView(dataset),
                 None,
                 num_workers=num_workers,
-                collate_fn=cast(Any, to_torch),
+                # Pinned memory needs tensors from the workers; else convert after the pipe.
+                collate_fn=cast(Any, to_torch if kwargs.get("pin_memory") else _as_is),
                 **kwargs,
             )
         else:
@@ -137,13 +150,16 @@ class StreamingDataLoader(DataLoader[Any]):
             ds._epoch, ds._start = plan[0] + 1, 0  # mirror what each worker's copy just did
         self._worker_plan = (plan[0] + 1, 0)
         self._delivery = _Delivery(plan[0], ds.partition(plan[1]))
-        return self._deliver(iterator, self._delivery)
+        convert = to_torch if isinstance(self.dataset, _BatchView) else None
+        return self._deliver(iterator, self._delivery, convert)
 
     @staticmethod
-    def _deliver(iterator: Iterator[Any], delivery: _Delivery) -> Iterator[Any]:
+    def _deliver(
+        iterator: Iterator[Any], delivery: _Delivery, convert: Callable[[Any], Any] | None
+    ) -> Iterator[Any]:
         for batch in iterator:
             delivery.delivered += 1
-            yield batch
+            yield batch if convert is None else convert(batch)
 
     def state_dict(self) -> dict[str, Any]:
         """Where the training loop is: batches delivered so far, as a resume state."""

@@ -81,5 +81,9 @@ def test_custom_collate_takes_the_per_sample_path(small_dataset: Path) -> None:
 def test_batch_sizes_must_agree(small_dataset: Path) -> None:
     with pytest.raises(ValueError, match="batch_size 8 differs from the dataset's 4"):
         StreamingDataLoader(_dataset(small_dataset, batch_size=4), batch_size=8)
+    with pytest.raises(ValueError, match="drop_last"):
+        StreamingDataLoader(_dataset(small_dataset), batch_size=8, drop_last=True)
+    dropping = StreamingDataLoader(_dataset(small_dataset, drop_last=True), 64, drop_last=True)
+    assert len(list(dropping)) == N // 64
     with pytest.raises(ValueError, match="sampler"):
         StreamingDataLoader(_dataset(small_dataset), batch_size=8, sampler=[1])
