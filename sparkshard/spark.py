@@ -45,7 +45,7 @@ from sparkshard.format.schema import Schema, schema_from_arrow
 from sparkshard.sink import ShardSink
 from sparkshard.sizes import parse_size
 from sparkshard.storage import Store, open_store
-from sparkshard.versions import DatasetInfo, commit_version
+from sparkshard.versions import DatasetInfo, publish_write
 from sparkshard.writer import Mode, check_append_schema, check_mode
 
 if TYPE_CHECKING:
@@ -499,33 +499,20 @@ def _commit(
     started: float,
 ) -> DatasetInfo:
     """Publish the records as a new version, with the same meta block as ShardWriter."""
-    keep = previous.shards if (mode == "append" and previous is not None) else ()
-    base = previous.dataset_version if previous is not None else None
-    if previous is not None and base is None:
-        base = 0  # a plain MDS dataset becomes version 1
-    meta = {
-        "format": 1,
-        "columns": job.schema.meta(),
-        "lineage": source,
-        "writer": {
+    return publish_write(
+        store,
+        previous=previous,
+        mode=mode,
+        records=records,
+        schema=job.schema,
+        lineage=source,
+        writer={
             "compression": job.compression.name if job.compression else None,
             "hashes": job.hashes,
             "size_limit": job.size_limit,
-            "mode": mode,
             "spark_job": job.token,
         },
-    }
-    index = DatasetIndex(tuple(keep) + tuple(records))
-    committed = commit_version(store, index, base_version=base, meta=meta)
-    return DatasetInfo(
-        url=store.url,
-        version=int(committed.meta["dataset_version"]),
-        num_samples=committed.num_samples,
-        num_shards=len(committed.shards),
-        bytes=sum(s.stored.bytes for s in committed.shards),
-        raw_bytes=sum(s.raw_data.bytes for s in committed.shards),
-        new_samples=sum(r.samples for r in records),
-        seconds=time.perf_counter() - started,
+        started=started,
     )
 
 

@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sparkshard.errors import VersionConflictError
-from sparkshard.format.index import INDEX_KEY, DatasetIndex
+from sparkshard.format.index import INDEX_KEY, DatasetIndex, ShardRecord
+from sparkshard.format.schema import Schema
 from sparkshard.storage import Store
 
-__all__ = ["VERSIONS_PREFIX", "DatasetInfo", "commit_version", "list_versions", "read_index"]
+__all__ = [
+    "VERSIONS_PREFIX",
+    "DatasetInfo",
+    "commit_version",
+    "list_versions",
+    "publish_write",
+    "read_index",
+]
 
 log = logging.getLogger(__name__)
 VERSIONS_PREFIX = "_sparkshard/versions/"
@@ -110,3 +119,40 @@ def commit_version(
         store.write(INDEX_KEY, data)
     log.info("committed version %d of %s (%d shards)", version, store.url, len(committed.shards))
     return committed
+
+
+def publish_write(
+    store: Store,
+    *,
+    previous: DatasetIndex | None,
+    mode: str,
+    records: list[ShardRecord],
+    schema: Schema,
+    lineage: dict[str, Any],
+    writer: dict[str, Any],
+    started: float,
+) -> DatasetInfo:
+    """Commit one write's shards as the next version; ``append`` keeps the previous shards."""
+    keep = previous.shards if (mode == "append" and previous is not None) else ()
+    base = previous.dataset_version if previous is not None else None
+    if previous is not None and base is None:
+        base = 0  # a plain MDS dataset becomes version 1
+    meta = {
+        "format": 1,
+        "columns": schema.meta(),
+        "lineage": lineage,
+        "writer": {**writer, "mode": mode},
+    }
+    committed = commit_version(
+        store, DatasetIndex(tuple(keep) + tuple(records)), base_version=base, meta=meta
+    )
+    return DatasetInfo(
+        url=store.url,
+        version=int(committed.meta["dataset_version"]),
+        num_samples=committed.num_samples,
+        num_shards=len(committed.shards),
+        bytes=sum(s.stored.bytes for s in committed.shards),
+        raw_bytes=sum(s.raw_data.bytes for s in committed.shards),
+        new_samples=sum(r.samples for r in records),
+        seconds=time.perf_counter() - started,
+    )

@@ -31,7 +31,7 @@ from sparkshard.format.schema import Schema, schema_from_arrow
 from sparkshard.sink import ShardSink, schema_error_for_rows
 from sparkshard.sizes import parse_size
 from sparkshard.storage import open_store
-from sparkshard.versions import DatasetInfo, commit_version, has_dataset, list_versions, read_index
+from sparkshard.versions import DatasetInfo, has_dataset, list_versions, publish_write, read_index
 
 __all__ = ["Mode", "ShardWriter", "check_append_schema", "check_mode"]
 
@@ -169,32 +169,19 @@ class ShardWriter:
         )
 
     def _commit(self, records: list[ShardRecord], schema: Schema) -> DatasetInfo:
-        keep = self._previous.shards if (self._mode == "append" and self._previous) else ()
-        index = DatasetIndex(tuple(keep) + tuple(records))
-        base = self._previous.dataset_version if self._previous is not None else None
-        if self._previous is not None and base is None:
-            base = 0  # a plain MDS dataset becomes version 1
-        meta = {
-            "format": 1,
-            "columns": schema.meta(),
-            "lineage": self._lineage,
-            "writer": {
+        return publish_write(
+            self._store,
+            previous=self._previous,
+            mode=self._mode,
+            records=records,
+            schema=schema,
+            lineage=self._lineage,
+            writer={
                 "compression": self._compression.name if self._compression else None,
                 "hashes": self._hashes,
                 "size_limit": self._size_limit,
-                "mode": self._mode,
             },
-        }
-        committed = commit_version(self._store, index, base_version=base, meta=meta)
-        return DatasetInfo(
-            url=self._store.url,
-            version=int(committed.meta["dataset_version"]),
-            num_samples=committed.num_samples,
-            num_shards=len(committed.shards),
-            bytes=sum(s.stored.bytes for s in committed.shards),
-            raw_bytes=sum(s.raw_data.bytes for s in committed.shards),
-            new_samples=sum(r.samples for r in records),
-            seconds=time.perf_counter() - self._started,
+            started=self._started,
         )
 
 
