@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from sparkshard.format.hashing import hexdigest
 from sparkshard.format.index import DatasetIndex, FileInfo, ShardRecord
 from sparkshard.format.schema import ColumnSpec, Schema
 from sparkshard.format.values import from_stored
-from sparkshard.storage import LocalStore
+from sparkshard.storage import LocalStore, write_atomically
 from sparkshard.versions import read_index
 
 __all__ = ["DatasetReader", "verify_file"]
@@ -174,12 +173,7 @@ def decompress_shard(zip_path: Path, raw_path: Path, record: ShardRecord) -> Non
             f"shard {zip_path} decompresses to {len(data)} bytes where the index says "
             f"{record.raw_data.bytes}: the file is damaged"
         )
-    tmp = raw_path.with_name(f".{raw_path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, raw_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(raw_path, data)
 
 
 def verify_file(path: Path, info: FileInfo) -> None:

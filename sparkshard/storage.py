@@ -12,13 +12,14 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from sparkshard.errors import SparkshardError
 
-__all__ = ["LocalStore", "Store", "UnsupportedURLError", "open_store"]
+__all__ = ["LocalStore", "Store", "UnsupportedURLError", "open_store", "write_atomically"]
 
 log = logging.getLogger(__name__)
 
@@ -98,31 +99,17 @@ class LocalStore:
             return f.read(length)
 
     def write(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with tmp.open("wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomically(self._path(key), data)
 
     def write_new(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write a private temp file, then hard-link it into place: link() fails if the
-        # name exists, so the record appears whole or not at all, and only one writer wins.
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with tmp.open("wb") as f:
-                f.write(data)
+        # link() fails if the name exists, so the record appears whole or not at all,
+        # and of several writers exactly one wins.
+        with _staged(path, data) as tmp:
             try:
                 os.link(tmp, path)
             except FileExistsError:
                 raise FileExistsError(f"{path} already exists") from None
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
@@ -149,6 +136,25 @@ class LocalStore:
 
     def local_path(self, key: str) -> str | None:
         return str(self._path(key))
+
+
+@contextmanager
+def _staged(path: Path, data: bytes) -> Iterator[Path]:
+    """``data`` in a private temp file beside ``path``, removed when the block ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace the file at ``path`` with ``data``: readers see the old or the new file whole."""
+    target = Path(path)
+    with _staged(target, data) as tmp:
+        os.replace(tmp, target)
 
 
 def open_store(
