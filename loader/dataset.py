@@ -42,6 +42,7 @@ class _Reader(Protocol):
     shard_sizes: np.ndarray
     version: int | None
     fingerprint: str
+    bytes_read: int
 
     def get(self, index: int) -> dict[str, Any]: ...
     def get_batch(self, ids: np.ndarray) -> dict[str, Any]: ...
@@ -195,6 +196,15 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         if self._order is None or self._order.epoch != epoch:
             self._order = EpochOrder(self.shard_sizes, self.order_settings, epoch)
         return self._order
+
+    def io_counters(self) -> dict[str, int]:
+        """Cumulative I/O of this dataset in this process: ``bytes_read`` (shard bytes the
+        reader decoded) and ``bytes_downloaded`` (bytes fetched from the remote)."""
+        reader = self._reader_handle
+        if reader is None:
+            return {"bytes_read": 0, "bytes_downloaded": 0}
+        downloaded = int(getattr(reader, "bytes_downloaded", 0))
+        return {"bytes_read": int(reader.bytes_read), "bytes_downloaded": downloaded}
 
     # --- iteration ----------------------------------------------------------------------
     def _begin(self) -> tuple[EpochOrder, EpochPartition, Topology, range]:

@@ -75,6 +75,7 @@ class DatasetReader:
         layouts = {(s.column_names, s.column_encodings) for s in self.index.shards}
         self._per_shard_columns = len(layouts) > 1 and columns is None
         self._shards: dict[int, ShardFile] = {}
+        self.bytes_read = 0  # shard bytes decoded by this process (cumulative)
 
     def __len__(self) -> int:
         return self.num_samples
@@ -99,9 +100,11 @@ class DatasetReader:
     def get(self, index: int) -> dict[str, Any]:
         """Sample ``index`` as a dict of restored values."""
         shard, j = self.locate(int(index))
+        opened = self.shard(shard)
+        self.bytes_read += opened.span_bytes(j)
         if self._per_shard_columns:
-            return self.shard(shard).sample(j, list(self.index.shards[shard].column_names))
-        stored = self.shard(shard).sample(j, self._stored)
+            return opened.sample(j, list(self.index.shards[shard].column_names))
+        stored = opened.sample(j, self._stored)
         out = {}
         for spec in self._specs:
             null = spec.nullable and bool(stored[spec.null_column])
@@ -121,11 +124,15 @@ class DatasetReader:
         columns: dict[str, Any] = {}
         if len(ids) and shards.min() == shards.max():  # one shard: no need to scatter
             shard = int(shards[0])
-            part = self.shard(shard).batch(ids - self._starts[shard], self._stored)
+            local, opened = ids - self._starts[shard], self.shard(shard)
+            self.bytes_read += opened.span_bytes(local)
+            part = opened.batch(local, self._stored)
             return {spec.name: _restore_batch(spec, part) for spec in self._specs}
         for shard in np.unique(shards).tolist():
             where = np.flatnonzero(shards == shard)
-            part = self.shard(shard).batch(ids[where] - self._starts[shard], self._stored)
+            local, opened = ids[where] - self._starts[shard], self.shard(shard)
+            self.bytes_read += opened.span_bytes(local)
+            part = opened.batch(local, self._stored)
             _scatter(columns, part, where, len(ids))
         return {spec.name: _restore_batch(spec, columns) for spec in self._specs}
 

@@ -46,6 +46,12 @@ class ShardFile:
             self._mmap.close()
             self._mmap = None
 
+    def span_bytes(self, js: np.ndarray | int) -> int:
+        """Stored bytes of the samples ``js`` (what reading them touches)."""
+        if isinstance(js, int):
+            return int(self._offsets[js + 1] - self._offsets[js])
+        return int((self._offsets[js + 1] - self._offsets[js]).sum())
+
     def raw(self, j: int) -> bytes:
         return self._buf[self._offsets[j] : self._offsets[j + 1]].tobytes()
 
