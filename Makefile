@@ -7,10 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 MOSAIC_VENV := .venv-mosaic
 PIP_FLAGS := -q --disable-pip-version-check -c constraints.txt
+# Azurite (Azure Blob test server) from npm, into a git-ignored folder; 3.35.0 is the newest
+# release that runs on Node 20 (later ones need Node >= 21).
+TOOLS := .tools
+AZURITE_VERSION := 3.35.0
 
 .PHONY: demo test lint typecheck pytest bench setup clean
 
-setup: $(VENV)/.installed $(MOSAIC_VENV)/.installed
+setup: $(VENV)/.installed $(MOSAIC_VENV)/.installed $(TOOLS)/.azurite-$(AZURITE_VERSION)
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +33,10 @@ $(MOSAIC_VENV)/.installed: tests/compat/mosaic-requirements.txt constraints.txt
 		> "$$($(MOSAIC_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/sparkshard-stubs.pth"
 	touch $@
 
+$(TOOLS)/.azurite-$(AZURITE_VERSION):
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	touch $@
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check sparkshard loader tests benchmarks demo
 	$(BIN)/ruff format --check sparkshard loader tests benchmarks demo
@@ -37,7 +45,7 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 pytest: setup
-	PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python SPARKSHARD_REQUIRE_MOSAIC=1 \
+	PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python SPARKSHARD_REQUIRE_MOSAIC=1 SPARKSHARD_REQUIRE_SERVERS=1 \
 		$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -49,4 +57,4 @@ bench: setup
 	PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(MOSAIC_VENV) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MOSAIC_VENV) $(TOOLS) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache

