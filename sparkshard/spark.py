@@ -70,6 +70,7 @@ def dataframe_to_shards(
     mode: Mode = "error",
     storage_options: Mapping[str, Any] | None = None,
     lineage: Mapping[str, Any] | None = None,
+    base_version: int | None = None,
 ) -> DatasetInfo:
     """Write ``df`` as a new version of the MDS dataset at ``out``; return what was committed.
 
@@ -85,6 +86,8 @@ def dataframe_to_shards(
             a new version after the existing shards.
         lineage: extra provenance recorded in the index (merged over the DataFrame's plan
             fingerprint).
+        base_version: the dataset version this write was planned against (``0``: none); if
+            another writer has committed since, ``VersionConflictError`` before any task runs.
 
     Raises:
         SchemaError, DatasetExistsError, ValueError: before any task runs.
@@ -94,7 +97,7 @@ def dataframe_to_shards(
     schema = schema_from_arrow(arrow_schema, columns)
     job = _new_job(out, storage_options, schema, compression, hashes, size_limit)
     source = {**_fingerprint(df), **dict(lineage or {})}
-    return _run(prepared, job, mode, source, started)
+    return _run(prepared, job, mode, source, started, base_version)
 
 
 def dataframe_to_mds(
@@ -352,10 +355,15 @@ def _result_batch(partition: int, attempt: int, records: list[ShardRecord]) -> p
 
 
 def _run(
-    df: DataFrame, job: _Job, mode: str, source: dict[str, Any], started: float
+    df: DataFrame,
+    job: _Job,
+    mode: str,
+    source: dict[str, Any],
+    started: float,
+    base_version: int | None = None,
 ) -> DatasetInfo:
     store = open_store(job.url, job.storage_options)
-    previous = check_mode(store, mode)
+    previous = check_mode(store, mode, base_version)
     if mode == "append" and previous is not None:
         check_append_schema(previous, job.schema, store.url)
     log.info("writing to %s as job %s (%s)", store.url, job.token, mode)

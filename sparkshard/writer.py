@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from sparkshard.errors import DatasetExistsError, SchemaError
+from sparkshard.errors import DatasetExistsError, SchemaError, VersionConflictError
 from sparkshard.format.compression import parse_compression
 from sparkshard.format.hashing import validate_hashes
 from sparkshard.format.index import DatasetIndex, ShardRecord
@@ -53,6 +53,8 @@ class ShardWriter:
         mode: ``"error"`` refuses an existing dataset, ``"overwrite"`` replaces it with a
             new version, ``"append"`` adds this data as a new version.
         lineage: free-form description of where the data came from, stored in the index.
+        base_version: the dataset version this write was planned against (``0``: none, or
+            a plain MDS dataset); if the dataset has moved on, :class:`VersionConflictError`.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class ShardWriter:
         mode: Mode = "error",
         storage_options: Mapping[str, Any] | None = None,
         lineage: Mapping[str, Any] | None = None,
+        base_version: int | None = None,
     ) -> None:
         self._compression = parse_compression(compression)
         self._hashes = validate_hashes(hashes)
@@ -74,7 +77,7 @@ class ShardWriter:
             raise ValueError(f"size_limit must be under 4 GiB (an MDS limit), got {size_limit!r}")
         self._columns = dict(columns) if columns is not None else None
         self._store = open_store(out, storage_options)
-        self._previous = check_mode(self._store, mode)
+        self._previous = check_mode(self._store, mode, base_version)
         self._mode = mode
         self._lineage = dict(lineage or {})
         self._token = uuid.uuid4().hex[:12]
@@ -185,11 +188,16 @@ class ShardWriter:
         )
 
 
-def check_mode(store: Any, mode: str) -> DatasetIndex | None:
-    """Validate ``mode`` against what ``store`` holds; return the previous index if any."""
+def check_mode(store: Any, mode: str, base_version: int | None = None) -> DatasetIndex | None:
+    """Validate ``mode`` against what ``store`` holds; return the previous index if any.
+
+    ``base_version``: the dataset version the caller planned this write against; if the
+    dataset is at another version now, :class:`VersionConflictError` (nothing was written).
+    """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     if not has_dataset(store):
+        _check_base(store, base_version, 0)
         return None
     if mode == "error":
         versions = list_versions(store)
@@ -197,7 +205,18 @@ def check_mode(store: Any, mode: str) -> DatasetIndex | None:
             f"{store.url} already holds a dataset (version {versions[-1] if versions else 'of Mosaic'}); "
             "pass mode='overwrite' to replace it or mode='append' to add to it"
         )
-    return read_index(store)
+    previous = read_index(store)
+    _check_base(store, base_version, previous.dataset_version or 0)
+    return previous
+
+
+def _check_base(store: Any, expected: int | None, found: int) -> None:
+    if expected is not None and expected != found:
+        raise VersionConflictError(
+            f"this write was planned against version {expected} of {store.url}, but the "
+            f"dataset is at version {found} now (0: no versions): another "
+            "writer committed in between; plan the write again against the current version"
+        )
 
 
 def check_append_schema(previous: DatasetIndex, schema: Schema, url: str) -> None:
