@@ -25,6 +25,7 @@ __all__ = [
     "VERSIONS_PREFIX",
     "DatasetInfo",
     "commit_version",
+    "dataset_info",
     "list_versions",
     "publish_write",
     "read_index",
@@ -146,13 +147,22 @@ def publish_write(
     committed = commit_version(
         store, DatasetIndex(tuple(keep) + tuple(records)), base_version=base, meta=meta
     )
+    return dataset_info(
+        store, committed, new_samples=sum(r.samples for r in records), started=started
+    )
+
+
+def dataset_info(
+    store: Store, index: DatasetIndex, *, new_samples: int = 0, started: float | None = None
+) -> DatasetInfo:
+    """Describe ``index`` (a committed version of ``store``) as a :class:`DatasetInfo`."""
     return DatasetInfo(
         url=store.url,
-        version=int(committed.meta["dataset_version"]),
-        num_samples=committed.num_samples,
-        num_shards=len(committed.shards),
-        bytes=sum(s.stored.bytes for s in committed.shards),
-        raw_bytes=sum(s.raw_data.bytes for s in committed.shards),
-        new_samples=sum(r.samples for r in records),
-        seconds=time.perf_counter() - started,
+        version=index.dataset_version or 0,
+        num_samples=index.num_samples,
+        num_shards=len(index.shards),
+        bytes=sum(s.stored.bytes for s in index.shards),
+        raw_bytes=sum(s.raw_data.bytes for s in index.shards),
+        new_samples=new_samples,
+        seconds=0.0 if started is None else time.perf_counter() - started,
     )
