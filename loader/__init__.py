@@ -1,6 +1,6 @@
 """loader: stream sparkshard (and Mosaic MDS) datasets into PyTorch training.
 
-Never imports pyspark; torch only in the dataset and dataloader glue.
+Never imports pyspark; torch only in the dataset, dataloader and device glue.
 """
 
 from __future__ import annotations
@@ -11,13 +11,17 @@ from loader.order import EpochOrder, OrderSettings
 from loader.partition import EpochPartition
 from loader.reader import DatasetReader
 from loader.state import Fingerprint, ResumeState
+from loader.stats import LoaderStats
 from loader.topology import Topology
+from loader.transforms import FieldSpec
 
 __all__ = [
     "DatasetReader",
     "EpochOrder",
     "EpochPartition",
+    "FieldSpec",
     "Fingerprint",
+    "LoaderStats",
     "OrderSettings",
     "ResumeState",
     "StreamingDataLoader",

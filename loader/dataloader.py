@@ -1,68 +1,62 @@
 """StreamingDataLoader: a torch DataLoader that knows where the run is (glue only).
 
 ``state_dict()`` counts the batches DELIVERED to the training loop, not those prefetched by
-workers, so a checkpoint taken after step ``k`` resumes at step ``k + 1`` exactly, on any
-number of ranks and workers. By default the loader takes the batch fast path: workers read
-whole batches (one vectorized gather per column) and hand over tensors, instead of collating
-``batch_size`` sample dicts. Passing a ``collate_fn`` switches to the per-sample path, whose
-``collate_fn`` receives a list of samples as with any DataLoader.
+workers or copied ahead to the device, so a checkpoint taken after step ``k`` resumes at step
+``k + 1`` exactly, on any number of ranks and workers. By default the loader takes the batch
+fast path: workers read whole batches (one vectorized gather per column), apply the
+transforms (:mod:`loader.transforms`) and hand over numpy arrays, which become tensors in
+the loop's process (in the workers when pinning, since pinning needs tensors). Passing a
+``collate_fn`` switches to the per-sample path, whose ``collate_fn`` receives a list of
+samples as with any DataLoader. ``device=`` moves batches to the training device, the next
+``prefetch_to_device`` of them ahead of the step (:mod:`loader.device`); :meth:`stats`
+says how long the loop waited for data (:mod:`loader.stats`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+import multiprocessing
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, NamedTuple
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from loader.dataset import StreamingDataset
+from loader.device import DevicePlan, DevicePrefetcher, move_to
 from loader.partition import EpochPartition
+from loader.stats import LoaderStats, StatsRecorder
+from loader.transforms import BatchTransforms, FieldSpec, check_picklable, to_numpy, to_torch
 
 __all__ = ["StreamingDataLoader"]
 
 logger = logging.getLogger(__name__)
 
 
-def to_torch(batch: dict[str, Any]) -> dict[str, Any]:
-    """Numeric numpy columns become tensors (zero-copy when writable); others stay as they are.
+class _Shipment(NamedTuple):
+    """A batch on its way to the loop, with the I/O its worker did for it (a delta)."""
 
-    A nullable column becomes a tensor when none of the batch's values is null; a batch with
-    nulls keeps it as a ``numpy.ma.MaskedArray`` so the nulls are not silently lost.
-    """
-    out: dict[str, Any] = {}
-    for name, column in batch.items():
-        value = (
-            column.data if type(column) is np.ma.MaskedArray and not column.mask.any() else column
-        )
-        if (
-            type(value) is np.ndarray
-            and value.dtype.kind in "biuf"
-            and value.dtype.byteorder in "=|<"
-        ):
-            out[name] = torch.from_numpy(value if value.flags.writeable else value.copy())
-        else:
-            out[name] = value
-    return out
+    batch: Any
+    io: dict[str, int] | None
 
 
-def _as_is(batch: dict[str, Any]) -> dict[str, Any]:
-    """Workers send numpy batches as they are: pickling a few arrays through the pipe is
-    cheaper than torch's one shared-memory segment per tensor; tensors are made after."""
-    return batch
-
-
-class _BatchView(IterableDataset[dict[str, Any]]):
+class _BatchView(IterableDataset[_Shipment]):
     """The dataset seen batch by batch; attribute access falls through to the dataset."""
 
     def __init__(self, dataset: StreamingDataset) -> None:
         self.dataset = dataset
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return self.dataset.iter_batches()
+    def __iter__(self) -> Iterator[_Shipment]:
+        counters = getattr(self.dataset, "io_counters", None)
+        before = counters() if counters is not None else None
+        for batch in self.dataset.iter_batches():
+            if counters is None or before is None:
+                yield _Shipment(batch, None)
+                continue
+            after = counters()
+            yield _Shipment(batch, {k: v - before.get(k, 0) for k, v in after.items()})
+            before = after
 
     def __len__(self) -> int:
         return self.dataset.partition().num_steps
@@ -71,6 +65,20 @@ class _BatchView(IterableDataset[dict[str, Any]]):
         if name == "dataset":  # not yet set (e.g. while unpickling)
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+@dataclass(frozen=True)
+class _WorkerStep:
+    """The collate_fn of the batch path, run in the workers: transforms, then tensors when
+    pinning (else numpy goes through the pipe: cheaper than a shared-memory segment per
+    tensor, and tensors are made in the loop's process)."""
+
+    transforms: BatchTransforms
+    tensors: bool
+
+    def __call__(self, shipment: _Shipment) -> _Shipment:
+        batch = self.transforms(shipment.batch) if self.transforms else shipment.batch
+        return _Shipment(to_torch(batch) if self.tensors else batch, shipment.io)
 
 
 @dataclass
@@ -82,12 +90,30 @@ class _Delivery:
     delivered: int = 0
 
 
+def _start_method(context: Any) -> str:
+    if context is None:
+        method = multiprocessing.get_start_method(allow_none=True)
+        return method or multiprocessing.get_all_start_methods()[0]
+    return context if isinstance(context, str) else str(context.get_start_method())
+
+
 class StreamingDataLoader(DataLoader[Any]):
     """A DataLoader over a :class:`StreamingDataset` with ``state_dict``/``load_state_dict``.
 
     Each ``iter()`` is one epoch of the dataset (resumed where a loaded state says).
     ``batch_size`` is per rank and must match the dataset's (it is adopted if the dataset has
     none). Other keyword arguments are DataLoader's.
+
+    Args:
+        fields: :class:`FieldSpec` column transforms, applied in the workers.
+        batch_transform: ``f(batch) -> batch`` after the column transforms, in the workers.
+        device: deliver tensors on this device (``"cuda"``, ``"cpu"``, a ``torch.device``);
+            None leaves them on the host.
+        pin_memory: pin host batches (default: True for CUDA; ignored without accelerator).
+        prefetch_to_device: batches copied to ``device`` ahead of the step (default 2; on
+            CUDA on a side stream). Never counted by ``state_dict()`` until delivered.
+        output: ``"torch"`` (tensors) or ``"numpy"`` (numpy arrays, for JAX, TF or numpy
+            loops; no tensors are made anywhere).
     """
 
     def __init__(
@@ -97,8 +123,52 @@ class StreamingDataLoader(DataLoader[Any]):
         num_workers: int = 0,
         *,
         collate_fn: Callable[[list[Any]], Any] | None = None,
+        fields: Sequence[FieldSpec] | None = None,
+        batch_transform: Callable[[Any], Any] | None = None,
+        device: str | torch.device | None = None,
+        pin_memory: bool | None = None,
+        prefetch_to_device: int | None = None,
+        output: Literal["torch", "numpy"] = "torch",
         **kwargs: Any,
     ) -> None:
+        batch_size = self._check(dataset, batch_size, kwargs)
+        if output not in ("torch", "numpy"):
+            raise ValueError(f"output must be 'torch' or 'numpy', got {output!r}")
+        if output == "numpy" and (device is not None or pin_memory or prefetch_to_device):
+            raise ValueError(
+                "output='numpy' makes no tensors: drop device=, pin_memory= and "
+                "prefetch_to_device=, and move arrays in your framework"
+            )
+        transforms = BatchTransforms.of(fields, batch_transform)
+        if collate_fn is not None and transforms:
+            raise ValueError(
+                "fields= and batch_transform= apply on the batch path; with a "
+                "collate_fn, transform the samples in collate_fn instead"
+            )
+        context = kwargs.get("multiprocessing_context")
+        if transforms and num_workers > 0 and _start_method(context) != "fork":
+            check_picklable(transforms)
+        self.streaming_dataset = dataset
+        self.device_plan = DevicePlan.resolve(device, pin_memory, prefetch_to_device)
+        self.output = output
+        self._delivery: _Delivery | None = None
+        self._worker_plan: tuple[int, int] | None = None
+        self._stats = StatsRecorder()
+        pin = self.device_plan.pin_memory
+        if collate_fn is None:
+            step: Any = _WorkerStep(transforms, tensors=pin)
+            super().__init__(
+                _BatchView(dataset), None, num_workers=num_workers, collate_fn=step,
+                pin_memory=pin, **kwargs,
+            )  # fmt: skip
+        else:
+            super().__init__(
+                dataset, batch_size, num_workers=num_workers, collate_fn=collate_fn,
+                pin_memory=pin, **kwargs,
+            )  # fmt: skip
+
+    @staticmethod
+    def _check(dataset: StreamingDataset, batch_size: int | None, kwargs: dict[str, Any]) -> int:
         if not isinstance(dataset, StreamingDataset):
             raise TypeError(
                 f"StreamingDataLoader needs a StreamingDataset, got {type(dataset).__name__}"
@@ -122,22 +192,7 @@ class StreamingDataLoader(DataLoader[Any]):
                 f"the loader's batch_size {batch_size} differs from the dataset's "
                 f"{dataset.batch_size}; the dataset partitions by its batch size, so make them equal"
             )
-        self.streaming_dataset = dataset
-        self._delivery: _Delivery | None = None
-        self._worker_plan: tuple[int, int] | None = None
-        if collate_fn is None:
-            super().__init__(
-                _BatchView(dataset),
-                None,
-                num_workers=num_workers,
-                # Pinned memory needs tensors from the workers; else convert after the pipe.
-                collate_fn=cast(Any, to_torch if kwargs.get("pin_memory") else _as_is),
-                **kwargs,
-            )
-        else:
-            super().__init__(
-                dataset, batch_size, num_workers=num_workers, collate_fn=collate_fn, **kwargs
-            )
+        return batch_size
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         ds = self.streaming_dataset
@@ -150,16 +205,43 @@ class StreamingDataLoader(DataLoader[Any]):
             ds._epoch, ds._start = plan[0] + 1, 0  # mirror what each worker's copy just did
         self._worker_plan = (plan[0] + 1, 0)
         self._delivery = _Delivery(plan[0], ds.partition(plan[1]))
-        convert = to_torch if isinstance(self.dataset, _BatchView) else None
-        return self._deliver(iterator, self._delivery, convert)
+        self._stats = StatsRecorder()
+        source = self._finished(iterator)
+        target = self.device_plan
+        if target.device is not None and target.prefetch > 0:
+            source = DevicePrefetcher(source, target.device, target.prefetch)
+        elif target.device is not None:
+            source = (move_to(s, target.device, target.pin_memory) for s in source)
+        return self._deliver(source, self._delivery, self._stats)
+
+    def _finished(self, iterator: Iterator[Any]) -> Iterator[_Shipment]:
+        """Batches as the loop will get them (still on the host), with their I/O."""
+        if not isinstance(self.dataset, _BatchView):
+            return (_Shipment(batch, None) for batch in iterator)
+        if self.output == "numpy":
+            return (_Shipment(to_numpy(s.batch), s.io) for s in iterator)
+        if self.device_plan.pin_memory:
+            return iterator  # tensors made (and pinned) already
+        return (_Shipment(to_torch(s.batch), s.io) for s in iterator)
 
     @staticmethod
     def _deliver(
-        iterator: Iterator[Any], delivery: _Delivery, convert: Callable[[Any], Any] | None
+        source: Iterator[_Shipment], delivery: _Delivery, stats: StatsRecorder
     ) -> Iterator[Any]:
-        for batch in iterator:
+        samples = delivery.partition.batch_size
+        while True:
+            asked = stats.now()
+            try:
+                shipment = next(source)
+            except StopIteration:
+                return
+            stats.record(stats.now() - asked, samples, shipment.io)
             delivery.delivered += 1
-            yield batch if convert is None else convert(batch)
+            yield shipment.batch
+
+    def stats(self) -> LoaderStats:
+        """Samples/s, the loop's wait for data (p50/p99) and I/O of the epoch in progress."""
+        return self._stats.snapshot()
 
     def state_dict(self) -> dict[str, Any]:
         """Where the training loop is: batches delivered so far, as a resume state."""

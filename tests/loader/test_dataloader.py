@@ -1,15 +1,21 @@
-"""StreamingDataLoader: tensors, worker processes, delivered-batch state, elastic resume."""
+"""StreamingDataLoader: tensors, worker processes, delivered-batch state, elastic resume,
+device prefetch (on the CPU here), numpy output, transforms in the workers, statistics."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loader.dataloader import StreamingDataLoader
 from loader.dataset import StreamingDataset
+from loader.transforms import FieldSpec
 
 N = 1000
 
@@ -87,3 +93,140 @@ def test_batch_sizes_must_agree(small_dataset: Path) -> None:
     assert len(list(dropping)) == N // 64
     with pytest.raises(ValueError, match="sampler"):
         StreamingDataLoader(_dataset(small_dataset), batch_size=8, sampler=[1])
+
+
+# --- device prefetch, output kinds, transforms, stats -----------------------------------
+
+
+def _stop_after(loader: StreamingDataLoader, k: int) -> list[dict[str, Any]]:
+    head = []
+    for i, batch in enumerate(loader):
+        head.append(batch)
+        if i + 1 == k:
+            break
+    return head
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    batch_size=st.integers(7, 120), depth=st.integers(1, 5), stop=st.integers(1, 12), data=st.data()
+)
+def test_device_prefetch_counts_only_delivered_batches(
+    small_dataset: Path, batch_size: int, depth: int, stop: int, data: st.DataObject
+) -> None:
+    whole = _ids(list(StreamingDataLoader(_dataset(small_dataset), batch_size=batch_size)))
+    steps = -(-N // batch_size)
+    stop = min(stop, steps)
+    ds = _dataset(small_dataset)
+    loader = StreamingDataLoader(ds, batch_size=batch_size, device="cpu", prefetch_to_device=depth)
+    head = _stop_after(loader, stop)
+    # The prefetch machinery ran: the dataset (read in this process) has read `depth` batches
+    # more than were delivered, while the loop's statistics and state count delivered ones.
+    pulled = min(stop + depth, steps)
+    read, delivered = ds.io_counters()["bytes_read"], loader.stats().bytes_read
+    assert delivered is not None and read * stop == delivered * pulled
+    state = loader.state_dict()
+    assert state["sample_in_epoch"] == min(stop * batch_size, N) % N
+    assert state["epoch"] == (1 if stop == steps else 0)
+    workers = data.draw(st.sampled_from([0, 0, 2]), label="workers on resume")
+    resumed = StreamingDataLoader(
+        _dataset(small_dataset), batch_size=batch_size, num_workers=workers
+    )
+    resumed.load_state_dict(state)
+    rest = _ids(list(resumed))
+    if stop == steps:
+        assert sorted(rest[:N]) == list(range(N))  # the next epoch
+    else:
+        assert _ids(head) + rest == whole
+
+
+def test_device_cpu_delivers_plain_tensors_with_workers(small_dataset: Path) -> None:
+    loader = StreamingDataLoader(
+        _dataset(small_dataset), batch_size=64, num_workers=2, device=torch.device("cpu"),
+        pin_memory=True, prefetch_to_device=2,
+    )  # fmt: skip
+    assert loader.device_plan.pin_memory is torch.cuda.is_available()
+    batches = _stop_after(loader, 5)
+    assert all(b["id"].device.type == "cpu" and b["id"].is_contiguous() for b in batches)
+    assert loader.state_dict()["sample_in_epoch"] == 5 * 64
+
+
+def test_numpy_output_makes_no_tensors(small_dataset: Path) -> None:
+    loader = StreamingDataLoader(
+        _dataset(small_dataset), batch_size=64, num_workers=2, output="numpy"
+    )
+    batches = list(loader)
+    assert all(type(v) is np.ndarray for b in batches for v in b.values())
+    assert _ids(batches) == _ids(list(StreamingDataLoader(_dataset(small_dataset), 64)))
+    with pytest.raises(ValueError, match="makes no tensors"):
+        StreamingDataLoader(_dataset(small_dataset), 64, output="numpy", device="cpu")
+    with pytest.raises(ValueError, match="'torch' or 'numpy'"):
+        StreamingDataLoader(_dataset(small_dataset), 64, output="jax")  # type: ignore[arg-type]
+
+
+def label_times_ten(column: np.ndarray) -> np.ndarray:
+    return column * 10
+
+
+def add_pid_and_split(batch: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    batch["pid"] = np.full(len(batch["id"]), os.getpid())
+    return batch, batch["label"]
+
+
+def test_transforms_run_in_the_workers(small_dataset: Path) -> None:
+    plain = list(StreamingDataLoader(_dataset(small_dataset), batch_size=50))
+    loader = StreamingDataLoader(
+        _dataset(small_dataset), batch_size=50, num_workers=2,
+        fields=[FieldSpec("label", transform=label_times_ten)], batch_transform=add_pid_and_split,
+    )  # fmt: skip
+    batches = list(loader)
+    assert len(batches) == len(plain) == 20
+    pids = set()
+    for (columns, target), reference in zip(batches, plain):
+        assert isinstance(target, torch.Tensor) and torch.equal(target, reference["label"] * 10)
+        assert torch.equal(columns["id"], reference["id"])
+        pids.update(columns["pid"].tolist())
+    assert len(pids) == 2 and os.getpid() not in pids  # both workers, never the loop
+    assert loader.state_dict()["epoch"] == 1
+
+
+def test_transforms_on_the_numpy_path_and_per_sample(small_dataset: Path) -> None:
+    fields = [FieldSpec("id", transform=lambda i: np.array([i, -i]), per_sample=True)]
+    loader = StreamingDataLoader(
+        _dataset(small_dataset), batch_size=32, fields=fields, output="numpy"
+    )
+    batch = next(iter(loader))
+    assert type(batch["id"]) is np.ndarray and batch["id"].shape == (32, 2)
+    assert (batch["id"][:, 0] == -batch["id"][:, 1]).all()
+
+
+def test_transform_errors_name_the_field(small_dataset: Path) -> None:
+    fields = [FieldSpec("image", transform=label_times_ten)]
+    with pytest.raises(KeyError, match=r"FieldSpec\('image'\).*columns are \['id', 'label'\]"):
+        next(iter(StreamingDataLoader(_dataset(small_dataset), batch_size=8, fields=fields)))
+    with pytest.raises(TypeError, match=r"FieldSpec\('label'\).transform cannot be pickled"):
+        StreamingDataLoader(
+            _dataset(small_dataset), batch_size=8, num_workers=2,
+            multiprocessing_context="spawn", fields=[FieldSpec("label", lambda c: c)],
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="collate_fn"):
+        StreamingDataLoader(
+            _dataset(small_dataset), batch_size=8, collate_fn=list, batch_transform=len
+        )
+
+
+def test_stats_count_delivered_batches_and_worker_io(small_dataset: Path) -> None:
+    ds = _dataset(small_dataset)
+    in_process = StreamingDataLoader(ds, batch_size=64)
+    assert in_process.stats().steps == 0
+    list(in_process)
+    local = in_process.stats()
+    assert local.bytes_read == ds.io_counters()["bytes_read"] > 0
+    workers = StreamingDataLoader(_dataset(small_dataset), batch_size=64, num_workers=2)
+    list(workers)
+    stats = workers.stats()
+    assert (stats.steps, stats.samples) == (16, 16 * 64)
+    assert stats.bytes_read == local.bytes_read and stats.bytes_downloaded == 0
+    assert 0 <= stats.wait_p50 <= stats.wait_p99 and stats.wait_seconds <= stats.seconds
+    assert stats.samples_per_s > 0 and 0 <= stats.wait_fraction <= 1
+    assert "samples/s" in str(stats) and stats.as_dict()["steps"] == 16
