@@ -16,7 +16,10 @@ __all__ = [
     "MissingDependencyError",
     "ResumeStateError",
     "SchemaError",
+    "SourceRewrittenError",
     "SparkshardError",
+    "StorageError",
+    "UnsupportedSourceError",
     "VersionConflictError",
 ]
 
@@ -51,6 +54,23 @@ class VersionConflictError(SparkshardError, FileExistsError):
 
 class ResumeStateError(SparkshardError, ValueError):
     """A resume state does not match the dataset or settings it is loaded into."""
+
+
+class StorageError(SparkshardError, OSError):
+    """A storage request failed for a reason other than a missing object or denied access.
+
+    Raised after the backend's own retries (network trouble, a server error, a malformed
+    request); the message names the URL and the operation. Missing objects stay
+    ``FileNotFoundError`` and denied access stays ``PermissionError``.
+    """
+
+
+class SourceRewrittenError(SparkshardError, ValueError):
+    """A source changed or removed rows already converted, and a rebuild was not allowed."""
+
+
+class UnsupportedSourceError(SparkshardError, ValueError):
+    """A source uses a feature this conversion path cannot read correctly."""
 
 
 class MissingDependencyError(SparkshardError, ImportError):
