@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sparkshard.cached import CachedDataset, cache
+from sparkshard.delta import delta_to_shards
 from sparkshard.errors import (
     CorruptShardError,
     DatasetExistsError,
@@ -15,7 +17,10 @@ from sparkshard.errors import (
     MissingDependencyError,
     ResumeStateError,
     SchemaError,
+    SourceRewrittenError,
     SparkshardError,
+    StorageError,
+    UnsupportedSourceError,
     VersionConflictError,
 )
 from sparkshard.storage import LocalStore, Store, open_store
@@ -25,6 +30,7 @@ from sparkshard.writer import ShardWriter
 __version__ = "0.1.0"
 
 __all__ = [
+    "CachedDataset",
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetInfo",
@@ -35,12 +41,17 @@ __all__ = [
     "ResumeStateError",
     "SchemaError",
     "ShardWriter",
+    "SourceRewrittenError",
     "SparkshardError",
+    "StorageError",
     "Store",
+    "UnsupportedSourceError",
     "VersionConflictError",
     "__version__",
+    "cache",
     "dataframe_to_mds",
     "dataframe_to_shards",
+    "delta_to_shards",
     "open_store",
 ]
 

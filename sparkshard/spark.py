@@ -31,11 +31,12 @@ import logging
 import time
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from sparkshard.errors import SchemaError, SparkshardError
+from sparkshard.errors import SchemaError
 from sparkshard.format.index import ShardRecord
 from sparkshard.format.schema import Schema, schema_from_arrow
 from sparkshard.job import GuardedStore as _GuardedStore
@@ -410,8 +411,6 @@ def cli_session(master: str | None) -> tuple[Any, bool]:
 
 def read_source(spark: Any, source: str, fmt: str | None) -> DataFrame:
     """A DataFrame for a path (format given or guessed from it) or a table name."""
-    from pathlib import Path
-
     if fmt is None:
         path = Path(source)
         if "://" not in source and "/" not in source and not path.exists():
@@ -429,18 +428,57 @@ def read_source(spark: Any, source: str, fmt: str | None) -> DataFrame:
 
 
 def _read_delta(spark: Any, source: str) -> DataFrame:
+    """The latest version of a Delta table (delta-spark if present, else its files)."""
+    df = read_delta_version(spark, source, None)
+    if df is not None:
+        return df
+    from sparkshard.delta_snapshot import load_snapshot
+
+    uri = source if "://" in source else str(Path(source).absolute())
+    snapshot = load_snapshot(uri)
+    log.info("reading Delta %s version %d from its files (no delta-spark)", uri, snapshot.version)
+    return read_parquet_files(
+        spark,
+        [snapshot.file_uri(f) for f in snapshot.files],
+        schema_json=snapshot.schema_json,
+        base_path=snapshot.uri if snapshot.partition_columns else None,
+    )
+
+
+# ---- Delta sources (sparkshard.delta never imports pyspark) ------------------------------
+
+_NO_DELTA_SOURCE = ("DATA_SOURCE_NOT_FOUND", "Failed to find data source: delta")
+_GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]{}"})
+
+
+def read_delta_version(spark: Any, uri: str, version: int | None) -> DataFrame | None:
+    """Version ``version`` through Spark's Delta source, or None when delta-spark is absent."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
     try:
-        return spark.read.format("delta").load(source)
+        return reader.load(uri)
     except Exception as exc:
-        if "delta" not in str(exc).lower():
-            raise
-    try:  # no delta-spark jar: read the latest snapshot's files with delta-rs
-        from deltalake import DeltaTable
-    except ImportError:
-        raise SparkshardError(
-            f"cannot read Delta table {source}: Spark has no Delta data source and the "
-            "'deltalake' package is not installed; add delta-spark or pip install deltalake"
-        ) from None
-    table = DeltaTable(source)
-    log.info("reading Delta %s version %d with delta-rs", source, table.version())
-    return spark.read.parquet(*table.file_uris())
+        if any(marker in str(exc) for marker in _NO_DELTA_SOURCE):
+            return None
+        raise
+
+
+def read_parquet_files(
+    spark: Any, uris: list[str], *, schema_json: str, base_path: str | None
+) -> DataFrame:
+    """Exactly these Parquet files, typed by a Delta (Spark JSON) schema, in schema order.
+
+    ``base_path`` (the table root) lets Spark take partition values from the file paths;
+    their types come from the schema, not from inference.
+    """
+    from pyspark.sql.types import StructType
+
+    schema = StructType.fromJson(json.loads(schema_json))
+    if not uris:
+        return spark.createDataFrame([], schema)
+    reader = spark.read.schema(schema)
+    if base_path is not None:
+        reader = reader.option("basePath", base_path)
+    df = reader.parquet(*[uri.translate(_GLOB) for uri in uris])  # paths, not glob patterns
+    return df.select(*[f"`{name}`" for name in schema.names])

@@ -1,0 +1,195 @@
+"""One pinned version of a Delta table, and what changed between two of them.
+
+A :class:`DeltaSnapshot` is a plain value read from the Delta log with the ``deltalake``
+package: the version, its commit time, the schema, the partition columns and the data
+files (add actions) that make up the version. :func:`compare` decides whether a newer
+snapshot only appended files to an older one (then exactly the new files hold the new
+rows) or changed what was there (delete, update, merge, overwrite, compaction, schema
+change), from the add/remove actions themselves, not from operation names.
+
+Tables are opened where they are used, never kept open: delta-rs misbehaves in forked
+children, so nothing here holds a table across a fork.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+
+from sparkshard.errors import UnsupportedSourceError, require
+
+__all__ = ["Change", "DeltaFile", "DeltaSnapshot", "compare", "load_snapshot", "operations"]
+
+log = logging.getLogger(__name__)
+_PARTITION = "partition."
+
+
+@dataclass(frozen=True)
+class DeltaFile:
+    """One data file of a snapshot: its path (relative to the table, decoded) and size."""
+
+    path: str
+    size: int
+    partition_values: Mapping[str, Any]
+    num_records: int | None = None
+
+
+@dataclass(frozen=True)
+class DeltaSnapshot:
+    """A pinned Delta version: everything a conversion needs, read once."""
+
+    uri: str
+    version: int
+    timestamp: str | None  # commit time, ISO 8601 UTC
+    schema_json: str  # Delta's schema string (Spark's StructType JSON)
+    arrow_schema: pa.Schema
+    partition_columns: tuple[str, ...]
+    files: tuple[DeltaFile, ...]
+
+    @property
+    def num_records(self) -> int | None:
+        counts = [f.num_records for f in self.files]
+        return None if None in counts else sum(c or 0 for c in counts)
+
+    def file_uri(self, file: DeltaFile) -> str:
+        """Where ``file`` lives: absolute paths stay as they are, others join the table URI."""
+        if "://" in file.path or file.path.startswith("/"):
+            return file.path
+        return f"{self.uri.rstrip('/')}/{file.path}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """How ``new`` relates to ``old``: the appended files, or why it is not an append."""
+
+    appended: tuple[DeltaFile, ...] | None  # None: rows were changed or removed
+    reason: str = ""
+
+
+def _open(uri: str, version: int | None, storage_options: Mapping[str, Any] | None) -> Any:
+    deltalake: Any = require("deltalake", "delta", "reading Delta tables")
+    options = dict(storage_options) if storage_options else None
+    try:
+        return deltalake.DeltaTable(uri, version=version, storage_options=options)
+    except Exception as exc:
+        what = f"version {version} of " if version is not None else ""
+        raise FileNotFoundError(
+            f"cannot open {what}Delta table {uri}: {str(exc).strip().splitlines()[0]}"
+        ) from exc
+
+
+def load_snapshot(
+    uri: str, version: int | None = None, storage_options: Mapping[str, Any] | None = None
+) -> DeltaSnapshot:
+    """Read version ``version`` (default: the latest) of the Delta table at ``uri``."""
+    latest = _open(uri, None, storage_options)
+    last = int(latest.version())
+    pinned = last if version is None else int(version)
+    if not 0 <= pinned <= last:
+        raise ValueError(f"Delta table {uri} has versions 0..{last}; version={version} is not one")
+    table = latest if pinned == last else _open(uri, pinned, storage_options)
+    _check_readable(table, uri, pinned)
+    actions = pa.table(table.get_add_actions(flatten=True))
+    partitions = tuple(table.metadata().partition_columns)
+    return DeltaSnapshot(
+        uri=uri,
+        version=pinned,
+        timestamp=_commit_time(latest, last, pinned),
+        schema_json=table.schema().to_json(),
+        arrow_schema=pa.schema(table.schema().to_arrow()),
+        partition_columns=partitions,
+        files=tuple(_files(actions, partitions)),
+    )
+
+
+def operations(
+    uri: str, since: int, until: int, storage_options: Mapping[str, Any] | None = None
+) -> list[str]:
+    """``"5 DELETE"``-style names of the commits ``since < version <= until`` (for messages)."""
+    table = _open(uri, None, storage_options)
+    limit = int(table.version()) - since
+    out = []
+    for commit in table.history(limit) if limit > 0 else []:
+        version = int(commit.get("version", -1))
+        if since < version <= until:
+            mode = (commit.get("operationParameters") or {}).get("mode")
+            name = str(commit.get("operation", "?")) + (f" ({mode})" if mode else "")
+            out.append(f"{version} {name}")
+    return sorted(out, key=lambda text: int(text.split()[0]))
+
+
+def compare(old: DeltaSnapshot, new: DeltaSnapshot) -> Change:
+    """Whether ``new`` only appended files to ``old`` (every old file still there, unchanged)."""
+    if new.version < old.version:
+        return Change(None, f"version {new.version} is older than converted version {old.version}")
+    if new.schema_json != old.schema_json or new.partition_columns != old.partition_columns:
+        return Change(
+            None, f"the table schema changed between versions {old.version} and {new.version}"
+        )
+    current = {f.path: f for f in new.files}
+    gone = [f.path for f in old.files if current.get(f.path) != f]
+    if gone:
+        return Change(
+            None,
+            f"{len(gone)} data file(s) of version {old.version} were removed or rewritten by "
+            f"version {new.version} (e.g. {gone[0]})",
+        )
+    before = {f.path for f in old.files}
+    return Change(tuple(f for f in new.files if f.path not in before))
+
+
+def _check_readable(table: Any, uri: str, version: int) -> None:
+    """Refuse what reading the data files directly would get wrong."""
+    mapping = (table.metadata().configuration or {}).get("delta.columnMapping.mode", "none")
+    if mapping not in ("none", None):
+        raise UnsupportedSourceError(
+            f"Delta table {uri} uses column mapping ('{mapping}'), so its Parquet files hold "
+            "physical column names that only a Delta reader maps back; convert it with a "
+            "Spark session that has delta-spark (spark=...), or rewrite the table without "
+            "column mapping"
+        )
+    features = table.protocol().reader_features or []
+    if "deletionVectors" in features and _has_deletion_vectors(table):
+        raise UnsupportedSourceError(
+            f"version {version} of Delta table {uri} has deletion vectors (rows deleted "
+            "without rewriting their files); reading its files directly would bring deleted "
+            "rows back. Purge them first (REORG TABLE ... APPLY (PURGE), or OPTIMIZE), or "
+            "convert with a Spark session that has delta-spark"
+        )
+
+
+def _has_deletion_vectors(table: Any) -> bool:
+    reader = getattr(table, "deletion_vectors", None)
+    if reader is None:
+        return True  # cannot tell: assume the worst
+    return any(batch.num_rows for batch in pa.RecordBatchReader.from_stream(reader()))
+
+
+def _commit_time(latest: Any, last: int, version: int) -> str | None:
+    try:
+        history = latest.history(last - version + 1)
+    except Exception:  # the log of old versions may have been cleaned up
+        log.warning("could not read the commit time of Delta version %d", version)
+        return None
+    for commit in history:
+        if int(commit.get("version", -1)) == version and "timestamp" in commit:
+            stamp = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.timezone.utc)
+            return stamp.isoformat(timespec="milliseconds")
+    return None
+
+
+def _files(actions: pa.Table, partitions: tuple[str, ...]) -> list[DeltaFile]:
+    columns = {name: actions.column(name).to_pylist() for name in actions.column_names}
+    records = columns.get("num_records") or [None] * actions.num_rows
+    files = []
+    for i, path in enumerate(columns["path"]):
+        values = {p: columns[_PARTITION + p][i] for p in partitions if _PARTITION + p in columns}
+        local = path if "://" in path else unquote(path)
+        files.append(DeltaFile(local, int(columns["size_bytes"][i]), values, records[i]))
+    return files
