@@ -6,6 +6,11 @@ depends on. Nothing about ranks, batch sizes or workers is in it: resuming recom
 and skips ahead, so any topology with any batch size continues exactly where the run stopped.
 A state whose fingerprint differs from the dataset's is refused with an error naming every
 difference (mosaicml-streaming would silently resume into a different order).
+
+Mixtures of streams add ``streams`` (one line per stream: its data and samples per epoch),
+``mixing`` and ``mix_stratum``. The curriculum rule (:func:`loader.mixing.mixture_may_change`):
+a state saved at an epoch boundary continues under the dataset's current mixture; within an
+epoch a changed mixture is refused like any other difference.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from loader.mixing import MIXTURE_FIELDS, mixture_may_change
 from sparkshard.errors import ResumeStateError
 
 __all__ = ["STATE_FORMAT", "Fingerprint", "ResumeState"]
@@ -33,14 +39,24 @@ class Fingerprint:
     shuffle_algo: str
     shuffle_block_size: int
     num_canonical_nodes: int
+    # A mixture of streams (empty/zero for a single dataset): see loader.mixture.
+    streams: tuple[str, ...] = ()
+    mixing: str = ""
+    mix_stratum: int = 0
 
     def differences(self, other: Fingerprint) -> list[str]:
         """One line per field that differs: ``name: state has X, dataset has Y``."""
-        return [
+        lines = [
             f"{f.name}: state has {getattr(other, f.name)!r}, dataset has {getattr(self, f.name)!r}"
             for f in fields(self)
-            if getattr(self, f.name) != getattr(other, f.name)
+            if getattr(self, f.name) != getattr(other, f.name) and f.name != "streams"
         ]
+        for i in range(max(len(self.streams), len(other.streams))):
+            theirs = other.streams[i] if i < len(other.streams) else "no such stream"
+            mine = self.streams[i] if i < len(self.streams) else "no such stream"
+            if theirs != mine:
+                lines.append(f"stream {i}: state has {theirs!r}, dataset has {mine!r}")
+        return lines
 
 
 @dataclass(frozen=True)
@@ -86,20 +102,39 @@ class ResumeState:
             raise ResumeStateError(
                 f"expected a state with format {STATE_FORMAT!r}, got {obj.get('format')!r}.{hint}"
             )
+        optional = {"streams", "mixing", "mix_stratum"}  # added later: older states lack them
         names = ["epoch", "sample_in_epoch"] + [f.name for f in fields(Fingerprint)]
-        missing = [name for name in names if name not in obj]
+        missing = [name for name in names if name not in obj and name not in optional]
         if missing:
             raise ResumeStateError(f"resume state lacks {missing}; save it with state_dict()")
-        values = {f.name: obj[f.name] for f in fields(Fingerprint)}
+        values = {f.name: obj[f.name] for f in fields(Fingerprint) if f.name in obj}
+        if "streams" in values:
+            values["streams"] = tuple(values["streams"])  # a list after JSON
         return cls(int(obj["epoch"]), int(obj["sample_in_epoch"]), Fingerprint(**values))
 
     def check(self, expected: Fingerprint) -> None:
         """Raise :class:`ResumeStateError` naming every field that differs from ``expected``."""
         diffs = expected.differences(self.fingerprint)
-        if diffs:
+        if not diffs:
+            return
+        names = (f.name for f in fields(expected))
+        changed = {n for n in names if getattr(expected, n) != getattr(self.fingerprint, n)}
+        mixture = bool(expected.streams or self.fingerprint.streams)
+        if mixture_may_change(changed, self.sample_in_epoch, mixture):
+            return  # the curriculum rule: a new mixture starts at an epoch boundary
+        if mixture and changed <= MIXTURE_FIELDS:
             raise ResumeStateError(
-                "the resume state was saved for a different order than this dataset produces:\n  "
+                f"the mixture changed within epoch {self.epoch} ({self.sample_in_epoch} of "
+                f"{self.fingerprint.num_samples} samples consumed):\n  "
                 + "\n  ".join(diffs)
-                + "\nResume with the dataset version and shuffle settings the state was saved "
-                "with, or start without load_state_dict()."
+                + f"\nA mixture may change only between epochs: resume with the streams, "
+                f"versions and weights epoch {self.epoch} started with, or start epoch "
+                f"{self.epoch + 1} under the new mixture by loading the state with "
+                f"epoch={self.epoch + 1} and sample_in_epoch=0."
             )
+        raise ResumeStateError(
+            "the resume state was saved for a different order than this dataset produces:\n  "
+            + "\n  ".join(diffs)
+            + "\nResume with the dataset version and shuffle settings the state was saved "
+            "with, or start without load_state_dict()."
+        )
