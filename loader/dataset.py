@@ -12,11 +12,15 @@ Semantics (the README says the same):
   fingerprint; loading it recomputes the order and skips ahead without reading skipped data,
   on any world size, batch size or worker count.
 - No shared memory, lock files or barriers: every process computes what it reads.
+- ``remote=`` (any URL :func:`sparkshard.storage.open_store` serves) with ``local=`` streams
+  through a shard cache in ``local`` (see :mod:`loader.remote`): each process fetches the
+  shards of its own upcoming batches ahead of need, verified, within ``cache_limit``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +29,14 @@ from typing import Any, Protocol
 import numpy as np
 from torch.utils.data import IterableDataset
 
+from loader.download import DownloadOptions
 from loader.order import EpochOrder, OrderSettings
 from loader.partition import EpochPartition
+from loader.remote import RemoteSettings, RemoteSource
 from loader.state import Fingerprint, ResumeState
 from loader.topology import Topology
+from sparkshard.sizes import parse_size
+from sparkshard.storage import open_store
 
 __all__ = ["StreamingDataset"]
 
@@ -47,10 +55,13 @@ class _Reader(Protocol):
     def get(self, index: int) -> dict[str, Any]: ...
     def get_batch(self, ids: np.ndarray) -> dict[str, Any]: ...
     def close(self) -> None: ...
+    def abandon(self) -> None: ...
 
 
 class _Source(Protocol):
-    """Where shards come from: the seam a remote cache slots into (shard -> local path)."""
+    """Where shards come from: a local directory, or a remote one through a cache."""
+
+    per_process: bool  # whether each process (e.g. a forked worker) must open its own reader
 
     def open(self, version: int | None) -> _Reader: ...
 
@@ -63,6 +74,7 @@ class _LocalSource:
     columns: tuple[str, ...] | None = None
     verify_hashes: bool = False
     allow_unsafe_pickle: bool = False
+    per_process = False
 
     def open(self, version: int | None) -> _Reader:
         from loader.reader import DatasetReader
@@ -76,25 +88,64 @@ class _LocalSource:
         )
 
 
-def _local_path(remote: str | None, local: str | None, split: str | None) -> Path:
-    """The local dataset directory: ``local`` (or a local ``remote``), joined with ``split``."""
+@dataclass(frozen=True)
+class _CacheArgs:
+    """The remote-streaming arguments of the constructor, passed on together."""
+
+    cache_limit: int | str | None
+    storage_options: Mapping[str, Any] | None
+    download: DownloadOptions
+    processes: int  # reading processes of this node that share the cache (ranks per node)
+
+
+def _source(
+    remote: str | None,
+    local: str | None,
+    split: str | None,
+    columns: tuple[str, ...] | None,
+    verify_hashes: bool | None,
+    allow_unsafe: bool,
+    cache: _CacheArgs,
+) -> _Source:
+    """A local directory read in place, or a remote dataset read through a cache in ``local``."""
     if local is None and remote is None:
         raise ValueError("StreamingDataset needs local= (a dataset directory) or remote=")
-    if local is None:
-        assert remote is not None
-        if "://" in remote and not remote.startswith("file://"):
-            raise NotImplementedError(
-                f"remote={remote!r}: streaming from object storage is not available yet; "
-                "copy the dataset to a local directory and pass local=<that directory>"
+    if remote is None:
+        assert local is not None
+        if cache.cache_limit is not None:
+            logger.warning(
+                "cache_limit is ignored without remote=: %s exists only locally and nothing "
+                "is ever deleted from it",
+                local,
             )
-        local = remote.removeprefix("file://")
-    path = Path(local) / split if split else Path(local)
-    if not (path / "index.json").exists() and remote is not None and local != remote:
-        raise NotImplementedError(
-            f"no dataset at local={str(path)!r} and downloading remote={remote!r} into a cache "
-            "is not available yet; copy the dataset there first"
+        path = Path(local) / split if split else Path(local)
+        return _LocalSource(path, columns, bool(verify_hashes), allow_unsafe)
+    url = f"{remote.rstrip('/')}/{split}" if split else remote
+    in_place = open_store(url, cache.storage_options).local_path("")
+    if in_place is not None and (local is None or _same_dir(local, remote)):
+        return _LocalSource(Path(in_place), columns, bool(verify_hashes), allow_unsafe)
+    if local is None:
+        raise ValueError(
+            f"remote={remote!r} needs local=<a directory on local disk> to cache its shards in "
+            "(several datasets and processes may share one)"
         )
-    return path
+    limit = None if cache.cache_limit is None else parse_size(cache.cache_limit, what="cache_limit")
+    settings = RemoteSettings(
+        url.rstrip("/"),
+        Path(local).expanduser().absolute(),
+        limit,
+        dict(cache.storage_options or {}),
+        cache.download,
+        verify_cached=bool(verify_hashes),
+    )
+    return RemoteSource(settings, columns, allow_unsafe, cache.processes)
+
+
+def _same_dir(a: str, b: str) -> bool:
+    def norm(p: str) -> Path:
+        return Path(p.removeprefix("file://")).expanduser().absolute()
+
+    return norm(a) == norm(b)
 
 
 @dataclass
@@ -108,7 +159,16 @@ class _Progress:
 
 
 class StreamingDataset(IterableDataset[dict[str, Any]]):
-    """An iterable, resumable dataset over a local MDS directory (Mosaic-compatible names).
+    """An iterable, resumable dataset over an MDS dataset (Mosaic-compatible names).
+
+    ``local=DIR`` alone reads a local directory in place. ``remote=URL`` with ``local=DIR``
+    streams the remote dataset (pinned at the version opened) through a shard cache in
+    ``DIR``: shards are fetched ahead of need (``download_threads`` per process, at most
+    ``prefetch_bytes`` ahead), verified against the index hash (``verify_hashes=False``
+    turns that off; ``True`` also re-checks files read from disk), retried
+    ``download_retry`` times with ``download_timeout`` seconds per GET, and evicted least
+    recently used beyond ``cache_limit`` (bytes or ``"10GB"``; never a shard being read).
+    ``storage_options`` go to :func:`sparkshard.storage.open_store`.
 
     Also supports ``len(ds)`` (samples this rank yields per epoch, padding included) and
     ``ds[i]`` (sample ``i`` of the dataset, in index order). Iterating yields one sample dict
@@ -131,13 +191,27 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         num_canonical_nodes: int | None = None,
         drop_last: bool = False,
         columns: Sequence[str] | None = None,
-        verify_hashes: bool = False,
+        verify_hashes: bool | None = None,
         allow_unsafe_types: bool = False,
         topology: Topology | None = None,
+        cache_limit: int | str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        download_retry: int = 2,
+        download_timeout: float = 60.0,
+        download_threads: int = 8,
+        prefetch_bytes: int | str = "512MB",
     ) -> None:
-        path = _local_path(remote, local, split)
+        topology = topology if topology is not None else Topology.detect()
+        download = DownloadOptions.of(
+            prefetch_bytes,
+            retries=download_retry,
+            timeout=download_timeout,
+            verify=verify_hashes is not False,
+            threads=download_threads,
+        )
+        cache = _CacheArgs(cache_limit, storage_options, download, topology.ranks_per_node)
         cols = tuple(columns) if columns is not None else None
-        source = _LocalSource(path, cols, verify_hashes, allow_unsafe_types)
+        source = _source(remote, local, split, cols, verify_hashes, allow_unsafe_types, cache)
         if shuffle_algo in _MOSAIC_ALGOS:
             logger.warning("shuffle_algo=%r is Mosaic's; using 'block' instead", shuffle_algo)
             shuffle_algo = "block"
@@ -145,13 +219,14 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             raise ValueError(f"batch_size must be >= 1 sample per rank, got {batch_size}")
         self._source: _Source = source
         self._reader_handle: _Reader | None = source.open(version)
+        self._pid = os.getpid()
         self.version = self._reader_handle.version
         self.shard_sizes = np.asarray(self._reader_handle.shard_sizes, np.int64)
         self.num_samples = int(self._reader_handle.num_samples)
         self._dataset_fingerprint = self._reader_handle.fingerprint
         self.batch_size = batch_size
         self.drop_last = drop_last
-        self.topology = topology if topology is not None else Topology.detect()
+        self.topology = topology
         self._explicit_nodes = num_canonical_nodes is not None
         self._explicit_block = shuffle_block_size is not None
         nodes = num_canonical_nodes if num_canonical_nodes is not None else self.topology.nodes
@@ -169,9 +244,14 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
 
     @property
     def _reader(self) -> _Reader:
-        if self._reader_handle is None:
-            self._reader_handle = self._source.open(self.version)
-        return self._reader_handle
+        reader = self._reader_handle
+        if reader is not None and self._source.per_process and self._pid != os.getpid():
+            reader.abandon()  # inherited through fork: the parent's, not ours
+            reader = None
+        if reader is None:
+            reader = self._reader_handle = self._source.open(self.version)
+            self._pid = os.getpid()
+        return reader
 
     # --- sizes and random access ----------------------------------------------------------
     def partition(self, start: int = 0, topology: Topology | None = None) -> EpochPartition:
@@ -224,6 +304,18 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         first, stride = part.run(step, topo.node, topo.local_rank)
         return order.ids_run(first, stride, part.batch_size)
 
+    def _read_ahead(
+        self, reader: _Reader, part: EpochPartition, topo: Topology, steps: range
+    ) -> None:
+        """Tell a caching reader which batches this process reads next, so it fetches ahead."""
+        prefetch = getattr(reader, "prefetch", None)
+        if prefetch is None or self._progress is None:
+            return
+        # The read-ahead runs in its own thread: give it its own (lazily cached) order.
+        order = EpochOrder(self.shard_sizes, self.order_settings, self._progress.epoch)
+        batches = (self._batch_ids(order, part, topo, step) for step in steps)
+        prefetch(batches, topo.ranks_per_node * topo.num_workers)
+
     def iter_batches(self) -> Iterator[dict[str, Any]]:
         """This rank's (this worker's) batches of the next epoch, as dicts of arrays."""
         order, part, topo, steps = self._begin()  # eager: the epoch starts at iter_batches()
@@ -233,6 +325,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self, order: EpochOrder, part: EpochPartition, topo: Topology, steps: range
     ) -> Iterator[dict[str, Any]]:
         progress, reader = self._progress, self._reader
+        self._read_ahead(reader, part, topo, steps)
         for step in steps:
             batch = reader.get_batch(self._batch_ids(order, part, topo, step))
             if progress is not None:
@@ -247,6 +340,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self, order: EpochOrder, part: EpochPartition, topo: Topology, steps: range
     ) -> Iterator[dict[str, Any]]:
         progress, reader = self._progress, self._reader
+        self._read_ahead(reader, part, topo, steps)
         for step in steps:
             ids = self._batch_ids(order, part, topo, step).tolist()
             for i, index in enumerate(ids):

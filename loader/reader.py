@@ -90,6 +90,10 @@ class DatasetReader:
             shard.close()
         self._shards.clear()
 
+    def abandon(self) -> None:
+        """Drop what a forked child inherited; the next read maps shards again."""
+        self.close()
+
     def locate(self, index: int) -> tuple[int, int]:
         """(shard, sample within shard) of a global sample index."""
         if not 0 <= index < self.num_samples:

@@ -26,12 +26,15 @@ _SMALL_GATHER = 256  # bytes per value up to which a fancy-index gather beats a 
 class ShardFile:
     """Random access to the samples of one raw (decompressed) shard file."""
 
-    def __init__(self, path: str, record: ShardRecord) -> None:
+    def __init__(self, path: str, record: ShardRecord, fd: int | None = None) -> None:
+        """Map ``path`` (or the already open ``fd`` of it, which the caller keeps owning)."""
         self.path = path
         self.record = record
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        if fd is None:
+            with open(path, "rb") as f:
+                self._mmap = _map(f.fileno())
+        else:
+            self._mmap = _map(fd)
         data = self._mmap if self._mmap is not None else b""
         self._buf = np.frombuffer(data, np.uint8)
         self._offsets = read_offsets(memoryview(data), record.samples, path).astype(np.int64)
@@ -43,7 +46,10 @@ class ShardFile:
     def close(self) -> None:
         self._buf = np.zeros(0, np.uint8)
         if self._mmap is not None:
-            self._mmap.close()
+            try:
+                self._mmap.close()
+            except BufferError:  # a caller still holds a view: unmapped when it is dropped
+                pass
             self._mmap = None
 
     def span_bytes(self, js: np.ndarray | int) -> int:
@@ -133,6 +139,11 @@ class ShardFile:
         if encoding.name == "str":
             return [raw[a:b].decode("utf-8") for a, b in spans]
         return [encoding.decode(raw[a:b]) for a, b in spans]
+
+
+def _map(fd: int) -> mmap.mmap | None:
+    size = os.fstat(fd).st_size
+    return mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if size else None
 
 
 def _from_matrix(encoding: Any, block: np.ndarray) -> np.ndarray:

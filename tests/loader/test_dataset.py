@@ -179,6 +179,6 @@ def test_new_dataset_version_is_refused(small_dataset: Path, tmp_path: Path) -> 
     pinned.load_state_dict(state)  # time travel: the old version resumes fine
 
 
-def test_object_storage_is_not_streamed_yet() -> None:
-    with pytest.raises(NotImplementedError, match="local="):
+def test_object_storage_needs_a_local_cache_directory() -> None:
+    with pytest.raises(ValueError, match="needs local=<a directory on local disk>"):
         StreamingDataset(remote="s3://bucket/ds")
