@@ -1,8 +1,16 @@
-"""The ``sparkshard`` command line, for job steps.
+"""The ``sparkshard`` command line, for job steps and for people.
 
     python -m sparkshard convert --input PATH_OR_TABLE [--format parquet|delta|json|csv|orc]
         --output URL [--columns name:encoding ...] [--compression zstd:3]
         [--size-limit 64MB] [--mode error|overwrite|append]
+    python -m sparkshard inspect URL [--version N] [--rows 3] [--png out.png [--image-column C]]
+    python -m sparkshard verify URL [--version N | --all-versions]
+    python -m sparkshard history URL
+    python -m sparkshard gc URL --retain N [--min-age SECONDS] [--yes]
+
+The tools work on every backend ``open_store`` serves (``--storage-option key=value``).
+``verify`` exits 1 naming every broken file; ``gc`` only lists what it would delete
+unless given ``--yes``.
 
 Under ``spark-submit`` it uses that application's SparkSession, otherwise a local one
 (``local[*]``, or ``--master``). It shows Spark's progress bar and a line per step, prints
@@ -18,6 +26,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -58,7 +67,91 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--mode", choices=("error", "overwrite", "append"), default="error")
     convert.add_argument("--master", help="Spark master for a local run (default local[*])")
     convert.set_defaults(run=_convert)
+    _tool_parsers(commands)
     return parser
+
+
+def _tool_parsers(commands: Any) -> None:
+    def tool(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("url", help="dataset folder or URL")
+        sub.add_argument(
+            "--storage-option", action="append", default=[], metavar="KEY=VALUE",
+            help="a storage option for the backend (repeatable)",
+        )  # fmt: skip
+        return sub
+
+    inspect = tool("inspect", "versions, schema, shards, sizes, lineage and sample rows")
+    inspect.add_argument("--version", type=int, help="a dataset version (default: latest)")
+    inspect.add_argument("--rows", type=int, default=3, help="sample rows to show")
+    inspect.add_argument("--png", help="write a preview of an image column to this PNG file")
+    inspect.add_argument("--image-column", help="the column to preview (default: the first image)")
+    inspect.set_defaults(run=_inspect)
+    verify = tool("verify", "check every hash and that every shard is readable")
+    verify.add_argument("--version", type=int, help="a dataset version (default: latest)")
+    verify.add_argument("--all-versions", action="store_true", help="check every kept version")
+    verify.set_defaults(run=_verify)
+    tool("history", "every committed version").set_defaults(run=_history)
+    gc = tool("gc", "delete old versions and unreferenced files (a dry run unless --yes)")
+    gc.add_argument("--retain", type=int, required=True, help="how many newest versions to keep")
+    gc.add_argument(
+        "--min-age", type=float, default=3600.0, metavar="SECONDS",
+        help="leave unreferenced files younger than this (a write may be running); default 3600",
+    )  # fmt: skip
+    gc.add_argument("--yes", "--delete", dest="yes", action="store_true", help="really delete")
+    gc.set_defaults(run=_gc)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from sparkshard.storage import open_store
+
+    options = {}
+    for item in args.storage_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--storage-option takes KEY=VALUE, got {item!r}")
+        options[key] = value
+    return open_store(args.url, options or None)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from sparkshard.inspection import inspect_dataset, render_inspection, save_image_preview
+
+    store = _store(args)
+    print(render_inspection(inspect_dataset(store, args.version, rows=args.rows)))
+    if args.png or args.image_column:
+        path = args.png or "preview.png"
+        count = save_image_preview(store, path, column=args.image_column, version=args.version)
+        print(f"wrote a preview of {count} images to {path}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from sparkshard.verification import render_verify, verify_dataset
+
+    report = verify_dataset(_store(args), version=args.version, all_versions=args.all_versions)
+    for line in render_verify(report):
+        print(line, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _history(args: argparse.Namespace) -> int:
+    from sparkshard.inspection import history, render_history
+
+    print(render_history(history(_store(args))))
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from sparkshard.retention import apply_gc, plan_gc, render_gc
+
+    store = _store(args)
+    plan = plan_gc(store, args.retain, min_age=args.min_age)
+    if args.yes:
+        apply_gc(store, plan)
+    for line in render_gc(plan, applied=args.yes):
+        print(line)
+    return 0
 
 
 def _convert(args: argparse.Namespace) -> int:

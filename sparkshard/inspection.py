@@ -1,0 +1,295 @@
+"""What a dataset holds, for people: ``inspect`` and ``history`` (any backend, via a Store).
+
+:func:`inspect_dataset` reads one version's index and a few samples and returns an
+:class:`Inspection`: versions, schema with Spark type names, shards and sizes, lineage,
+sample rows. :func:`history` lists every committed version. ``render_*`` turn them into
+the text the command line prints; :func:`save_image_preview` tiles an image column into
+a PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sparkshard.format.index import DatasetIndex
+from sparkshard.format.schema import ColumnSpec, Schema
+from sparkshard.format.values import from_stored
+from sparkshard.shard_reading import check_samples, decode_sample, fetch_raw, schema_of
+from sparkshard.spark_types import spark_type_name
+from sparkshard.storage import Store
+from sparkshard.versions import list_versions, read_index, version_key
+
+__all__ = [
+    "Inspection",
+    "VersionEntry",
+    "history",
+    "inspect_dataset",
+    "render_history",
+    "render_inspection",
+    "save_image_preview",
+]
+
+_IMAGE_ENCODINGS = ("jpeg", "png", "pil", "jpeg_array", "list[jpeg]", "list[png]", "list[pil]")
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    """One committed version, as ``history`` lists it."""
+
+    version: int | None  # None: a plain MDS dataset without version records
+    created_at: str | None
+    mode: str | None
+    samples: int
+    shards: int
+    bytes: int
+    new_samples: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """One version of a dataset, summarised."""
+
+    url: str
+    version: int | None
+    versions: list[int]
+    num_samples: int
+    shard_samples: list[int]
+    shard_bytes: list[int]
+    raw_bytes: int
+    columns: list[tuple[str, str, str, bool]]  # name, Spark type, MDS encoding, nullable
+    lineage: Mapping[str, Any]
+    writer: Mapping[str, Any]
+    created_at: str | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def inspect_dataset(store: Store, version: int | None = None, *, rows: int = 3) -> Inspection:
+    """Summarise ``version`` (default: latest) and decode its first ``rows`` samples."""
+    index = read_index(store, version)
+    schema = schema_of(index)
+    meta = index.meta
+    return Inspection(
+        url=store.url,
+        version=index.dataset_version,
+        versions=list_versions(store),
+        num_samples=index.num_samples,
+        shard_samples=[s.samples for s in index.shards],
+        shard_bytes=[s.stored.bytes for s in index.shards],
+        raw_bytes=sum(s.raw_data.bytes for s in index.shards),
+        columns=[(c.name, spark_type_name(c), c.encoding, c.nullable) for c in schema.columns],
+        lineage=dict(meta.get("lineage") or {}),
+        writer=dict(meta.get("writer") or {}),
+        created_at=meta.get("created_at"),
+        rows=[_printable(row) for row in first_rows(store, index, schema, rows)],
+    )
+
+
+def first_rows(
+    store: Store, index: DatasetIndex, schema: Schema, count: int
+) -> list[dict[str, Any]]:
+    """The first ``count`` samples, restored (None for nulls, dates, ...)."""
+    out: list[dict[str, Any]] = []
+    for record in index.shards:
+        if len(out) >= count:
+            break
+        if not record.samples:
+            continue
+        raw = fetch_raw(store, record)
+        offsets = check_samples(raw, record, record.stored.basename)
+        for j in range(min(record.samples, count - len(out))):
+            out.append(_restore(schema, decode_sample(raw, offsets, record, j)))
+    return out
+
+
+def _restore(schema: Schema, stored: Mapping[str, Any]) -> dict[str, Any]:
+    row = {}
+    for spec in schema.columns:
+        if spec.name not in stored:
+            continue
+        null = spec.nullable and bool(stored.get(spec.null_column))
+        value = stored[spec.name]
+        row[spec.name] = None if null else _from_stored(spec, value)
+    return row
+
+
+def _from_stored(spec: ColumnSpec, value: Any) -> Any:
+    if spec.encoding == "pkl":
+        return value  # never unpickled here
+    return from_stored(spec, value)
+
+
+def _printable(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _short(value) for name, value in row.items()}
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        head = ", ".join(str(v) for v in value.reshape(-1)[:4].tolist())
+        return (
+            f"ndarray{list(value.shape)} {value.dtype} [{head}{', ...' if value.size > 4 else ''}]"
+        )
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if hasattr(value, "size") and hasattr(value, "mode") and hasattr(value, "save"):
+        return f"<image {value.size[0]}x{value.size[1]} {value.mode}>"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def history(store: Store) -> list[VersionEntry]:
+    """Every committed version, oldest first (a plain MDS dataset: one entry)."""
+    versions = list_versions(store)
+    if not versions:
+        return [_entry(read_index(store), set())]
+    entries: list[VersionEntry] = []
+    before: set[str] = set()
+    for version in versions:
+        index = DatasetIndex.from_json(store.read(version_key(version)), f"version {version}")
+        entries.append(_entry(index, before))
+        before = {s.stored.basename for s in index.shards}
+    return entries
+
+
+def _entry(index: DatasetIndex, before: set[str]) -> VersionEntry:
+    meta, lineage = index.meta, index.meta.get("lineage") or {}
+    source = str(lineage.get("source", "-"))
+    if source == "delta":
+        source = f"delta {lineage.get('table_uri')} @ v{lineage.get('delta_version')}"
+    elif "cache_key" in lineage:
+        source = f"cache {lineage['cache_key']}"
+    return VersionEntry(
+        version=index.dataset_version,
+        created_at=meta.get("created_at"),
+        mode=(meta.get("writer") or {}).get("mode"),
+        samples=index.num_samples,
+        shards=len(index.shards),
+        bytes=sum(s.stored.bytes for s in index.shards),
+        new_samples=sum(s.samples for s in index.shards if s.stored.basename not in before),
+        source=source,
+    )
+
+
+def render_history(entries: Sequence[VersionEntry]) -> str:
+    lines = [f"{'version':>7}  {'created (UTC)':<25} {'mode':<9} {'samples':>12} {'new':>10} "
+             f"{'shards':>6} {'size':>10}  source"]  # fmt: skip
+    for e in entries:
+        lines.append(
+            f"{e.version if e.version is not None else '-':>7}  {e.created_at or '-':<25} "
+            f"{e.mode or '-':<9} {e.samples:>12,} {e.new_samples:>10,} {e.shards:>6} "
+            f"{_size(e.bytes):>10}  {e.source}"
+        )
+    return "\n".join(lines)
+
+
+def render_inspection(report: Inspection) -> str:
+    sizes = report.shard_bytes or [0]
+    stored = sum(report.shard_bytes)
+    versions = report.versions
+    lines = [
+        f"dataset   {report.url}",
+        f"version   {report.version if report.version is not None else '- (plain MDS index)'}"
+        + (f" of {versions[0]}..{versions[-1]} ({len(versions)} kept)" if versions else "")
+        + (f", created {report.created_at}" if report.created_at else ""),
+        f"samples   {report.num_samples:,} in {len(report.shard_bytes)} shards",
+        f"size      {_size(stored)} stored, {_size(report.raw_bytes)} raw; shard "
+        f"min/median/max {_size(min(sizes))} / {_size(int(statistics.median(sizes)))} / "
+        f"{_size(max(sizes))}",
+        "writer    " + (json.dumps(dict(report.writer), sort_keys=True) if report.writer else "-"),
+        "lineage   " + (json.dumps(dict(report.lineage), sort_keys=True, default=str) if report.lineage else "-"),
+        "schema",
+    ]  # fmt: skip
+    width = max((len(c[0]) for c in report.columns), default=4)
+    for name, spark_type, encoding, nullable in report.columns:
+        null = "" if nullable else " not null"
+        lines.append(f"  {name:<{width}}  {spark_type}{null}  (mds: {encoding})")
+    lines.append(f"first {len(report.rows)} samples")
+    for i, row in enumerate(report.rows):
+        lines.append(f"  [{i}] " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def image_columns(schema: Schema) -> list[str]:
+    return [c.name for c in schema.columns if c.encoding in _IMAGE_ENCODINGS]
+
+
+def save_image_preview(
+    store: Store,
+    path: str,
+    *,
+    column: str | None = None,
+    version: int | None = None,
+    count: int = 16,
+) -> int:
+    """Tile the first ``count`` images of ``column`` into a PNG at ``path``; return how many."""
+    from PIL import Image
+
+    index = read_index(store, version)
+    schema = schema_of(index)
+    candidates = image_columns(schema)
+    if column is None:
+        if not candidates:
+            raise ValueError(
+                f"{store.url} has no image column (encodings {_IMAGE_ENCODINGS}); name a "
+                "column holding image bytes or uint8 arrays with --image-column"
+            )
+        column = candidates[0]
+    if column not in schema.names:
+        raise ValueError(
+            f"no column {column!r} in {store.url}; its columns are {list(schema.names)}"
+        )
+    images = [_as_image(row[column], column) for row in first_rows(store, index, schema, count)]
+    images = [im for im in images if im is not None]
+    if not images:
+        raise ValueError(f"column {column!r} of {store.url} has no images in its first samples")
+    cell = max(max(im.size) for im in images)
+    cols = min(len(images), 8)
+    grid = Image.new("RGB", (cols * cell, -(-len(images) // cols) * cell), "white")
+    for k, im in enumerate(images):
+        grid.paste(im.convert("RGB"), ((k % cols) * cell, (k // cols) * cell))
+    grid.save(path, format="PNG")
+    return len(images)
+
+
+def _as_image(value: Any, column: str) -> Any:
+    from PIL import Image
+
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = value[0] if value else None
+        return _as_image(value, column)
+    if hasattr(value, "convert"):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return Image.open(io.BytesIO(value))
+        except Exception:
+            raise ValueError(f"column {column!r} holds bytes that are not an image") from None
+    array = np.asarray(value)
+    side = round(array.size**0.5) if array.ndim == 1 else 0
+    if side > 1 and side * side == array.size:  # a flattened square image (e.g. 8x8 digits)
+        array = array.reshape(side, side)
+    if array.ndim in (2, 3) and array.size:
+        if array.dtype != np.uint8:
+            span = float(array.max() - array.min()) or 1.0
+            array = ((array - array.min()) * (255.0 / span)).astype(np.uint8)
+        return Image.fromarray(array)
+    raise ValueError(f"column {column!r} holds {type(value).__name__} values, not images")
