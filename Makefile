@@ -20,6 +20,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) torch==2.13.0
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	# The notebook tests run this kernel: the venv's interpreter by absolute path.
+	$(BIN)/python -m ipykernel install --sys-prefix --name sparkshard --display-name "Python (sparkshard)"
 	touch $@
 
 $(MOSAIC_VENV)/.installed: tests/compat/mosaic-requirements.txt constraints.txt
@@ -38,8 +40,8 @@ $(TOOLS)/.azurite-$(AZURITE_VERSION):
 	touch $@
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check sparkshard loader tests benchmarks demo
-	$(BIN)/ruff format --check sparkshard loader tests benchmarks demo
+	$(BIN)/ruff check sparkshard loader tests benchmarks demo notebooks
+	$(BIN)/ruff format --check sparkshard loader tests benchmarks demo notebooks
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
@@ -57,4 +59,4 @@ bench: setup
 	PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(MOSAIC_VENV) $(TOOLS) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MOSAIC_VENV) $(TOOLS) demo-output notebooks/notebook-output bench-output .pytest_cache .mypy_cache .ruff_cache
