@@ -117,7 +117,7 @@ class ShardFetcher:
         self.bytes_downloaded = 0
 
     def url(self, record: ShardRecord) -> str:
-        return f"{self.store.url.rstrip('/')}/{record.stored.basename}"
+        return f"{self.cache.remote_url}/{record.stored.basename}"
 
     def fetch(self, record: ShardRecord) -> bool:
         """Make sure ``record`` is placed in the cache; True if this call downloaded it."""

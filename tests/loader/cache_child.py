@@ -1,0 +1,39 @@
+"""A second process on the shard cache, for the cross-process cache tests.
+
+    cache_child.py hold LOCAL REMOTE SHARD     # lease shard SHARD until stdin closes
+    cache_child.py fetching LOCAL REMOTE SHARD # start fetching SHARD, then wait to be killed
+
+Each prints one line (``held`` / ``fetching``) once it is in that state.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from loader.cache import ShardCache
+from sparkshard.storage import open_store
+from sparkshard.versions import read_index
+
+
+def main(mode: str, local: str, remote: str, shard: str) -> None:
+    record = read_index(open_store(remote)).shards[int(shard)]
+    cache = ShardCache(local, remote, None)
+    if mode == "hold":
+        lease = cache.lease(record)
+        assert lease is not None, "the shard must be cached before a child holds it"
+        print("held", flush=True)
+        sys.stdin.readline()
+        lease.close()
+        return
+    with cache.fetching(record, wait=5.0) as tmp:
+        assert tmp is not None
+        cache.limit = 1 << 40  # reserve without evicting, as a live fetch would
+        cache.reserve(record, wait=5.0)
+        tmp.write_bytes(b"partial")
+        print("fetching", flush=True)
+        time.sleep(600)  # killed with SIGKILL before this ends
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
