@@ -229,15 +229,18 @@ class StreamingDataLoader(DataLoader[Any]):
         source: Iterator[_Shipment], delivery: _Delivery, stats: StatsRecorder
     ) -> Iterator[Any]:
         samples = delivery.partition.batch_size
-        while True:
-            asked = stats.now()
-            try:
-                shipment = next(source)
-            except StopIteration:
-                return
-            stats.record(stats.now() - asked, samples, shipment.io)
-            delivery.delivered += 1
-            yield shipment.batch
+        try:
+            while True:
+                asked = stats.now()
+                try:
+                    shipment = next(source)
+                except StopIteration:
+                    return
+                stats.record(stats.now() - asked, samples, shipment.io)
+                delivery.delivered += 1
+                yield shipment.batch
+        finally:
+            stats.finish()  # the epoch ended or the loop left it: rates stop changing
 
     def stats(self) -> LoaderStats:
         """Samples/s, the loop's wait for data (p50/p99) and I/O of the epoch in progress."""

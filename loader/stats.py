@@ -7,7 +7,8 @@ I/O the workers reported with it. :meth:`StatsRecorder.snapshot` returns a froze
 (TensorBoard, MLflow, W&B).
 
 The wait percentiles are over the most recent ``window`` steps, so memory stays bounded on
-runs of any length; the totals cover everything since the recorder was made.
+runs of any length; the totals cover everything from the recorder's creation (the start of
+the epoch) to :meth:`StatsRecorder.finish` (its end) or to now.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class StatsRecorder:
             raise ValueError(f"window must hold at least 1 step, got {window}")
         self._clock = clock or time.perf_counter
         self._began = self._clock()
+        self._ended: float | None = None
         self._waits: deque[float] = deque(maxlen=window)
         self._wait_total = 0.0
         self._steps = 0
@@ -125,12 +127,18 @@ class StatsRecorder:
         for key in IO_KEYS:
             self._io[key] += int(io.get(key, 0))
 
+    def finish(self) -> None:
+        """The epoch is over (or abandoned): stop the clock, so rates stay as they were."""
+        if self._ended is None:
+            self._ended = self._clock()
+
     def snapshot(self) -> LoaderStats:
         io = self._io
+        end = self._clock() if self._ended is None else self._ended
         return LoaderStats(
             steps=self._steps,
             samples=self._samples,
-            seconds=self._clock() - self._began,
+            seconds=end - self._began,
             wait_seconds=self._wait_total,
             wait_p50=percentile(self._waits, 50),
             wait_p99=percentile(self._waits, 99),

@@ -230,3 +230,4 @@ def test_stats_count_delivered_batches_and_worker_io(small_dataset: Path) -> Non
     assert 0 <= stats.wait_p50 <= stats.wait_p99 and stats.wait_seconds <= stats.seconds
     assert stats.samples_per_s > 0 and 0 <= stats.wait_fraction <= 1
     assert "samples/s" in str(stats) and stats.as_dict()["steps"] == 16
+    assert workers.stats() == stats  # the epoch is over: its rates no longer change

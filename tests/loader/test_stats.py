@@ -27,12 +27,14 @@ def test_percentile_values_and_errors() -> None:
 
 
 def test_recorder_with_a_fake_clock() -> None:
-    ticks = iter([0.0, 10.0])
+    ticks = iter([0.0, 10.0, 99.0])
     recorder = StatsRecorder(window=3, clock=lambda: next(ticks))
     for wait in (0.5, 0.1, 0.2, 0.3):
         recorder.record(wait, samples=32, io={"bytes_read": 100})
     recorder.add_io({"bytes_downloaded": 7})
+    recorder.finish()  # reads the clock once (10.0); snapshots after it do not
     stats = recorder.snapshot()
+    assert recorder.snapshot() == stats
     assert (stats.steps, stats.samples, stats.seconds) == (4, 128, 10.0)
     assert stats.wait_seconds == pytest.approx(1.1) and stats.wait_fraction == pytest.approx(0.11)
     assert stats.wait_p50 == pytest.approx(0.2)  # the window keeps the last 3 waits
