@@ -14,6 +14,7 @@ children, so nothing here holds a table across a fork.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,11 +24,21 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from sparkshard.errors import UnsupportedSourceError, require
+from sparkshard.storage import Store, open_store
 
-__all__ = ["Change", "DeltaFile", "DeltaSnapshot", "compare", "load_snapshot", "operations"]
+__all__ = [
+    "Change",
+    "DeltaFile",
+    "DeltaSnapshot",
+    "commit_info",
+    "compare",
+    "load_snapshot",
+    "operations",
+]
 
 log = logging.getLogger(__name__)
 _PARTITION = "partition."
+_MAX_LISTED = 12  # commits named in a message
 
 
 @dataclass(frozen=True)
@@ -97,10 +108,11 @@ def load_snapshot(
     _check_readable(table, uri, pinned)
     actions = pa.table(table.get_add_actions(flatten=True))
     partitions = tuple(table.metadata().partition_columns)
+    info = commit_info(open_store(uri, storage_options), pinned)
     return DeltaSnapshot(
         uri=uri,
         version=pinned,
-        timestamp=_commit_time(latest, last, pinned),
+        timestamp=_iso(info),
         schema_json=table.schema().to_json(),
         arrow_schema=pa.schema(table.schema().to_arrow()),
         partition_columns=partitions,
@@ -108,20 +120,32 @@ def load_snapshot(
     )
 
 
+def commit_info(table: Store, version: int) -> dict[str, Any] | None:
+    """The ``commitInfo`` action of a commit, read from its log file (None if gone)."""
+    try:
+        text = table.read(f"_delta_log/{version:020d}.json").decode("utf-8")
+    except FileNotFoundError:
+        return None
+    for line in text.splitlines():
+        if '"commitInfo"' in line:
+            info = json.loads(line).get("commitInfo")
+            return info if isinstance(info, dict) else None
+    return None
+
+
 def operations(
     uri: str, since: int, until: int, storage_options: Mapping[str, Any] | None = None
 ) -> list[str]:
     """``"5 DELETE"``-style names of the commits ``since < version <= until`` (for messages)."""
-    table = _open(uri, None, storage_options)
-    limit = int(table.version()) - since
+    table = open_store(uri, storage_options)
     out = []
-    for commit in table.history(limit) if limit > 0 else []:
-        version = int(commit.get("version", -1))
-        if since < version <= until:
-            mode = (commit.get("operationParameters") or {}).get("mode")
-            name = str(commit.get("operation", "?")) + (f" ({mode})" if mode else "")
-            out.append(f"{version} {name}")
-    return sorted(out, key=lambda text: int(text.split()[0]))
+    for version in range(since + 1, min(until, since + _MAX_LISTED) + 1):
+        info = commit_info(table, version) or {}
+        mode = (info.get("operationParameters") or {}).get("mode")
+        out.append(f"{version} {info.get('operation', '?')}" + (f" ({mode})" if mode else ""))
+    if until > since + _MAX_LISTED:
+        out.append("...")
+    return out
 
 
 def compare(old: DeltaSnapshot, new: DeltaSnapshot) -> Change:
@@ -171,17 +195,15 @@ def _has_deletion_vectors(table: Any) -> bool:
     return any(batch.num_rows for batch in pa.RecordBatchReader.from_stream(reader()))
 
 
-def _commit_time(latest: Any, last: int, version: int) -> str | None:
-    try:
-        history = latest.history(last - version + 1)
-    except Exception:  # the log of old versions may have been cleaned up
-        log.warning("could not read the commit time of Delta version %d", version)
+def _iso(info: Mapping[str, Any] | None) -> str | None:
+    """The commit time (in-commit timestamp if the table has them), ISO 8601 UTC."""
+    if not info:
         return None
-    for commit in history:
-        if int(commit.get("version", -1)) == version and "timestamp" in commit:
-            stamp = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.timezone.utc)
-            return stamp.isoformat(timespec="milliseconds")
-    return None
+    millis = info.get("inCommitTimestamp", info.get("timestamp"))
+    if not isinstance(millis, (int, float)):
+        return None
+    stamp = dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc)
+    return stamp.isoformat(timespec="milliseconds")
 
 
 def _files(actions: pa.Table, partitions: tuple[str, ...]) -> list[DeltaFile]:
