@@ -21,6 +21,11 @@ from sparkshard.storage.store import check_key
 __all__ = ["CloudStore"]
 
 log = logging.getLogger(__name__)
+# obstore runs its requests on one I/O runtime per process, started by the first request;
+# its threads do not survive fork(), so a forked child of a process that made requests
+# hangs on its first one. This records which process started it (a fact about the native
+# library, not configuration), so such a child gets an error instead of a hang.
+_RUNTIME_PID: list[int] = []
 _MISSING_BUCKET = ("NoSuchBucket", "ContainerNotFound", "bucket does not exist")
 _CREDENTIALS = {
     "s3": (
@@ -46,7 +51,7 @@ class CloudStore:
         self._bucket, self._prefix, self._options = bucket, prefix.strip("/"), options
         self._client: Any = None
         self._pid = -1
-        self._native()  # builds the client now: bad options fail here, with no request sent
+        _build(bucket, self._prefix, options)  # bad options fail here, with no request sent
 
     def __repr__(self) -> str:
         return f"CloudStore({self._url!r})"
@@ -163,7 +168,20 @@ class CloudStore:
         return f"{self._url}/{key}" if key else self._url
 
     def _obstore(self) -> Any:
-        return require("obstore", "cloud", f"reading and writing {self._url}")
+        """obstore, once this process may send requests with it."""
+        obstore = require("obstore", "cloud", f"reading and writing {self._url}")
+        pid = os.getpid()
+        if not _RUNTIME_PID:
+            _RUNTIME_PID.append(pid)
+        elif _RUNTIME_PID[0] != pid:
+            raise StorageError(
+                f"cannot use {self._url} in process {pid}: it was forked from process "
+                f"{_RUNTIME_PID[0]} after that process sent storage requests, and the "
+                "cloud client's I/O threads do not survive fork(); start worker processes "
+                "with the 'spawn' or 'forkserver' method (e.g. DataLoader("
+                "multiprocessing_context='spawn')), or fork before the first request"
+            )
+        return obstore
 
     def _exceptions(self) -> Any:
         return require("obstore.exceptions", "cloud", f"reading and writing {self._url}")
