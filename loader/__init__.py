@@ -12,6 +12,7 @@ from loader.partition import EpochPartition
 from loader.reader import DatasetReader
 from loader.state import Fingerprint, ResumeState
 from loader.stats import LoaderStats
+from loader.stream import Stream
 from loader.topology import Topology
 from loader.transforms import FieldSpec
 
@@ -24,6 +25,7 @@ __all__ = [
     "LoaderStats",
     "OrderSettings",
     "ResumeState",
+    "Stream",
     "StreamingDataLoader",
     "StreamingDataset",
     "Topology",

@@ -30,10 +30,14 @@ import numpy as np
 from torch.utils.data import IterableDataset
 
 from loader.download import DownloadOptions
+from loader.mixed_order import AnyOrder
+from loader.mixing import parse_epoch_size
+from loader.mixture import Mixture
 from loader.order import EpochOrder, OrderSettings
 from loader.partition import EpochPartition
 from loader.remote import RemoteSettings, RemoteSource
 from loader.state import Fingerprint, ResumeState
+from loader.stream import Stream
 from loader.topology import Topology
 from sparkshard.sizes import parse_size
 from sparkshard.storage import open_store
@@ -50,7 +54,9 @@ class _Reader(Protocol):
     shard_sizes: np.ndarray
     version: int | None
     fingerprint: str
-    bytes_read: int
+
+    @property
+    def bytes_read(self) -> int: ...
 
     def get(self, index: int) -> dict[str, Any]: ...
     def get_batch(self, ids: np.ndarray) -> dict[str, Any]: ...
@@ -61,7 +67,9 @@ class _Reader(Protocol):
 class _Source(Protocol):
     """Where shards come from: a local directory, or a remote one through a cache."""
 
-    per_process: bool  # whether each process (e.g. a forked worker) must open its own reader
+    @property
+    def per_process(self) -> bool:  # whether each process (e.g. a forked worker) opens its own
+        ...
 
     def open(self, version: int | None) -> _Reader: ...
 
@@ -174,6 +182,11 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     ``ds[i]`` (sample ``i`` of the dataset, in index order). Iterating yields one sample dict
     at a time; :meth:`iter_batches` (what :class:`StreamingDataLoader` uses) yields this
     rank's batches as dicts of arrays. ``topology`` overrides the detected rank/worker layout.
+
+    ``streams=[Stream(...), ...]`` mixes several datasets instead (:mod:`loader.mixture`):
+    ``epoch_size``, ``batching_method`` (``"random"`` or ``"stratified"``) and
+    ``sampling_method`` (``"balanced"`` or ``"fixed"``) as in Mosaic; ``split`` and
+    ``verify_hashes`` are defaults for the streams, the other options apply to every stream.
     """
 
     def __init__(
@@ -200,6 +213,10 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         download_timeout: float = 60.0,
         download_threads: int = 8,
         prefetch_bytes: int | str = "512MB",
+        streams: Sequence[Stream] | None = None,
+        epoch_size: int | str | None = None,
+        batching_method: str = "random",
+        sampling_method: str = "balanced",
     ) -> None:
         topology = topology if topology is not None else Topology.detect()
         download = DownloadOptions.of(
@@ -211,18 +228,42 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         )
         cache = _CacheArgs(cache_limit, storage_options, download, topology.ranks_per_node)
         cols = tuple(columns) if columns is not None else None
-        source = _source(remote, local, split, cols, verify_hashes, allow_unsafe_types, cache)
+        self._mixture: Mixture | None = None
+        if streams is None:
+            if epoch_size is not None:
+                raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
+            source: _Source = _source(
+                remote, local, split, cols, verify_hashes, allow_unsafe_types, cache
+            )
+            reader: _Reader = source.open(version)
+        else:
+            if remote is not None or local is not None or version is not None:
+                raise ValueError("with streams=, give remote=/local=/version= on each Stream")
+
+            def stream_source(s: Stream) -> _Source:
+                verify = verify_hashes if s.verify_hashes is None else s.verify_hashes
+                where = (s.remote, s.local, s.split or split)
+                return _source(*where, cols, verify, allow_unsafe_types, cache)
+
+            self._mixture, source, reader = Mixture.open(
+                streams,
+                stream_source,
+                epoch_size=parse_epoch_size(epoch_size),
+                batching_method=batching_method,
+                sampling_method=sampling_method,
+            )
         if shuffle_algo in _MOSAIC_ALGOS:
             logger.warning("shuffle_algo=%r is Mosaic's; using 'block' instead", shuffle_algo)
             shuffle_algo = "block"
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 sample per rank, got {batch_size}")
         self._source: _Source = source
-        self._reader_handle: _Reader | None = source.open(version)
+        self._reader_handle: _Reader | None = reader
         self._pid = os.getpid()
         self.version = self._reader_handle.version
         self.shard_sizes = np.asarray(self._reader_handle.shard_sizes, np.int64)
         self.num_samples = int(self._reader_handle.num_samples)
+        self.epoch_size = self._mixture.epoch_size if self._mixture else self.num_samples
         self._dataset_fingerprint = self._reader_handle.fingerprint
         self.batch_size = batch_size
         self.drop_last = drop_last
@@ -234,7 +275,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self.order_settings = OrderSettings(shuffle_seed, nodes, shuffle, block, shuffle_algo)
         self._epoch, self._start = 0, 0
         self._progress: _Progress | None = None
-        self._order: EpochOrder | None = None
+        self._order: AnyOrder | None = None
 
     # --- pickling to DataLoader workers: no open files, no caches -----------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -259,7 +300,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         topo = topology or self.topology
         batch = self.batch_size or 1
         return EpochPartition(
-            self.num_samples, batch, topo.nodes, topo.ranks_per_node, start, self.drop_last
+            self.epoch_size, batch, topo.nodes, topo.ranks_per_node, start, self.drop_last
         )
 
     def __len__(self) -> int:
@@ -271,11 +312,19 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             raise IndexError(f"sample index must lie in [0, {self.num_samples}), got {index}")
         return self._reader.get(index % self.num_samples)
 
-    def order(self, epoch: int) -> EpochOrder:
+    def order(self, epoch: int) -> AnyOrder:
         """The (lazy) global order of ``epoch``."""
         if self._order is None or self._order.epoch != epoch:
-            self._order = EpochOrder(self.shard_sizes, self.order_settings, epoch)
+            self._order = self._new_order(epoch)
         return self._order
+
+    def _new_order(self, epoch: int) -> AnyOrder:
+        if self._mixture is None:
+            return EpochOrder(self.shard_sizes, self.order_settings, epoch)
+        return self._mixture.order(self.order_settings, epoch, self._global_batch())
+
+    def _global_batch(self) -> int:
+        return (self.batch_size or 1) * self.topology.world
 
     def io_counters(self) -> dict[str, int]:
         """Cumulative I/O of this dataset in this process: ``bytes_read`` (shard bytes the
@@ -287,7 +336,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         return {"bytes_read": int(reader.bytes_read), "bytes_downloaded": downloaded}
 
     # --- iteration ----------------------------------------------------------------------
-    def _begin(self) -> tuple[EpochOrder, EpochPartition, Topology, range]:
+    def _begin(self) -> tuple[AnyOrder, EpochPartition, Topology, range]:
         """Start the planned epoch in this process and plan the next one."""
         topo = self.topology.in_current_worker()
         if self.batch_size is None and topo.num_workers > 1:
@@ -298,7 +347,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self._progress = _Progress(epoch, part, topo.num_workers == 1)
         return self.order(epoch), part, topo, part.worker_steps(topo.worker, topo.num_workers)
 
-    def _batch_ids(self, order: EpochOrder, part: EpochPartition, topo: Topology, step: int) -> Any:
+    def _batch_ids(self, order: AnyOrder, part: EpochPartition, topo: Topology, step: int) -> Any:
         if part.padded(step):
             return order.ids(part.positions(step, topo.node, topo.local_rank))
         first, stride = part.run(step, topo.node, topo.local_rank)
@@ -312,7 +361,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         if prefetch is None or self._progress is None:
             return
         # The read-ahead runs in its own thread: give it its own (lazily cached) order.
-        order = EpochOrder(self.shard_sizes, self.order_settings, self._progress.epoch)
+        order = self._new_order(self._progress.epoch)
         batches = (self._batch_ids(order, part, topo, step) for step in steps)
         prefetch(batches, topo.ranks_per_node * topo.num_workers)
 
@@ -322,7 +371,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         return self._batches(order, part, topo, steps)
 
     def _batches(
-        self, order: EpochOrder, part: EpochPartition, topo: Topology, steps: range
+        self, order: AnyOrder, part: EpochPartition, topo: Topology, steps: range
     ) -> Iterator[dict[str, Any]]:
         progress, reader = self._progress, self._reader
         self._read_ahead(reader, part, topo, steps)
@@ -337,7 +386,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         return self._samples(order, part, topo, steps)
 
     def _samples(
-        self, order: EpochOrder, part: EpochPartition, topo: Topology, steps: range
+        self, order: AnyOrder, part: EpochPartition, topo: Topology, steps: range
     ) -> Iterator[dict[str, Any]]:
         progress, reader = self._progress, self._reader
         self._read_ahead(reader, part, topo, steps)
@@ -351,20 +400,23 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     # --- resume -------------------------------------------------------------------------
     def fingerprint(self) -> Fingerprint:
         s = self.order_settings
-        return Fingerprint(
+        fingerprint = Fingerprint(
             self.version,
             self._dataset_fingerprint,
-            self.num_samples,
+            self.epoch_size,
             s.shuffle,
             s.seed,
             s.algo,
             s.block_size,
             s.num_canonical_nodes,
         )
+        if self._mixture is None:
+            return fingerprint
+        return self._mixture.fingerprint(fingerprint, self._global_batch())
 
     def resume_state(self, epoch: int, sample_in_epoch: int) -> dict[str, Any]:
         """The state dict for ``sample_in_epoch`` samples consumed in ``epoch``."""
-        if sample_in_epoch >= self.num_samples and self.num_samples:
+        if sample_in_epoch >= self.epoch_size and self.epoch_size:
             epoch, sample_in_epoch = epoch + 1, 0
         return ResumeState(epoch, sample_in_epoch, self.fingerprint()).to_dict()
 
@@ -380,7 +432,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         start = progress.partition.start
         if num_samples is not None:
             consumed = num_samples if from_beginning else start + num_samples
-            return self.resume_state(progress.epoch, min(consumed, self.num_samples))
+            return self.resume_state(progress.epoch, min(consumed, self.epoch_size))
         if not progress.single_worker:
             raise ValueError(
                 "this dataset is read by several workers, so it cannot count what was consumed; "
@@ -399,10 +451,13 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         block = s.block_size if self._explicit_block else found.shuffle_block_size
         adopted = OrderSettings(s.seed, nodes, s.shuffle, block, s.algo)
         previous, self.order_settings = self.order_settings, adopted
+        mixture = self._mixture
+        if mixture is not None:  # mid-epoch, a stratified mixture keeps the state's stratum
+            self._mixture = mixture.resumed(state.sample_in_epoch, found.mix_stratum)
         try:
             state.check(self.fingerprint())
         except Exception:
-            self.order_settings = previous
+            self.order_settings, self._mixture = previous, mixture
             raise
         self._epoch, self._start = state.epoch, state.sample_in_epoch
         self._progress, self._order = None, None

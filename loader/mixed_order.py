@@ -30,7 +30,7 @@ from loader.mixing import (
 )
 from loader.order import EpochOrder, OrderSettings
 
-__all__ = ["MixOrder", "RandomMixOrder", "StratifiedMixOrder"]
+__all__ = ["AnyOrder", "MixOrder", "RandomMixOrder", "StratifiedMixOrder"]
 
 
 class _Subsets:
@@ -139,3 +139,4 @@ class StratifiedMixOrder:
 
 
 MixOrder = RandomMixOrder | StratifiedMixOrder
+AnyOrder = EpochOrder | RandomMixOrder | StratifiedMixOrder  # what StreamingDataset reads

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -29,6 +31,7 @@ import numpy as np
 from loader.mixed_order import MixOrder, RandomMixOrder, StratifiedMixOrder
 from loader.mixing import BATCHING_METHODS, SAMPLING_METHODS, VirtualShards, samples_per_stream
 from loader.order import OrderSettings
+from loader.state import Fingerprint
 from loader.stream import Stream
 from sparkshard.errors import SchemaError
 
@@ -109,6 +112,64 @@ class MixtureReader:
         for reader in self.readers:
             reader.close()
 
+    def abandon(self) -> None:
+        """Drop readers inherited through a fork without touching their threads or locks."""
+        for reader in self.readers:
+            abandon = getattr(reader, "abandon", None)
+            if abandon is not None:
+                abandon()
+
+    def prefetch(self, batches: Iterable[np.ndarray], processes: int) -> None:
+        """Hand each caching stream reader the part of the upcoming batches it will read."""
+        takers = [s for s, r in enumerate(self.readers) if hasattr(r, "prefetch")]
+        if not takers:
+            return
+        fan = _FanOut(iter(batches), self.locate, self.offsets, takers)
+        for s in takers:
+            self.readers[s].prefetch(fan.branch(s), processes)  # type: ignore[attr-defined]
+
+
+class _FanOut:
+    """Splits one iterator of mixture-id batches into one iterator of local ids per stream.
+
+    Each branch may be consumed by its own thread: a lock guards the source, and the parts a
+    branch has not taken yet wait in its queue (as far as the fastest branch ran ahead)."""
+
+    def __init__(
+        self,
+        source: Iterator[np.ndarray],
+        locate: Callable[[np.ndarray], np.ndarray],
+        offsets: np.ndarray,
+        streams: Sequence[int],
+    ) -> None:
+        self._source, self._locate, self._offsets = source, locate, offsets
+        self._queues: dict[int, deque[np.ndarray]] = {s: deque() for s in streams}
+        self._lock = threading.Lock()
+        self._done = False
+
+    def branch(self, stream: int) -> Iterator[np.ndarray]:
+        queue = self._queues[stream]
+        while True:
+            with self._lock:
+                while not queue and not self._done:
+                    self._pull()
+                if not queue:
+                    return
+                part = queue.popleft()
+            yield part
+
+    def _pull(self) -> None:
+        ids = next(self._source, None)
+        if ids is None:
+            self._done = True
+            return
+        ids = np.asarray(ids, np.int64)
+        stream = self._locate(ids)
+        for s, queue in self._queues.items():
+            mine = ids[stream == s]
+            if len(mine):
+                queue.append(mine - self._offsets[s])
+
 
 def _merge(parts: list[tuple[np.ndarray, dict[str, Any]]], n: int) -> dict[str, Any]:
     """One batch from the streams' parts, each placed at its positions ``where``."""
@@ -140,6 +201,7 @@ class MixtureSource:
     sources: tuple[StreamSource, ...]
     versions: tuple[int | None, ...]
     names: tuple[str, ...]
+    per_process: bool = False  # each process opens its own reader (some stream's source does)
 
     def open(self, version: int | None = None) -> MixtureReader:
         if version is not None:
@@ -207,7 +269,8 @@ class Mixture:
             sampling_method,
         )
         logger.info("mixture of %d streams: %s per epoch", len(streams), mixture.counts)
-        return mixture, MixtureSource(sources, versions, names), reader
+        per_process = any(getattr(src, "per_process", False) for src in sources)
+        return mixture, MixtureSource(sources, versions, names, per_process), reader
 
     @property
     def epoch_size(self) -> int:
@@ -227,6 +290,17 @@ class Mixture:
     @property
     def mixing(self) -> str:
         return f"{self.batching_method}/{self.sampling_method}"
+
+    def fingerprint(self, single: Fingerprint, global_batch: int) -> Fingerprint:
+        """The dataset's fingerprint with the mixture's fields filled in."""
+        stratum = self.stratum_for(global_batch)
+        return replace(single, streams=self.describe(), mixing=self.mixing, mix_stratum=stratum)
+
+    def resumed(self, sample_in_epoch: int, stratum: int) -> Mixture:
+        """This mixture resuming at a state: mid-epoch it keeps the state's stratum (so the
+        order continues on any global batch); at an epoch boundary the next epoch is
+        stratified by the current global batch."""
+        return replace(self, stratum=stratum if sample_in_epoch and stratum else None)
 
     def stratum_for(self, global_batch: int) -> int:
         """The stratum an epoch uses: the adopted one, else the global batch (0: random)."""
