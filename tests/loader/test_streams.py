@@ -377,6 +377,31 @@ def test_stream_versions_are_pinned_and_fingerprinted(
     assert pinned.epoch_size == sum(SIZES[:2])
 
 
+def test_a_remote_stream_streams_through_its_own_cache(
+    stream_dirs: list[str], s3_server: Any, tmp_path: Path
+) -> None:
+    """One stream from S3 (moto on 127.0.0.1) through its cache, mixed with a local one."""
+    remote = f"{s3_server.new_bucket()}/c"
+    table = pa.table({"id": 2 * BASE + np.arange(30), "label": np.full(30, 2)}, schema=SCHEMA)
+    with ShardWriter(remote, size_limit=400, storage_options=s3_server.storage_options) as w:
+        w.write_batch(table)
+    cache = tmp_path / "cache"
+    streams = [Stream(remote=remote, local=str(cache), version=1), Stream(local=stream_dirs[1])]
+    ds = StreamingDataset(
+        streams=[streams[0], Stream(local=stream_dirs[1], repeat=2)],
+        storage_options=s3_server.storage_options,
+        batch_size=10,
+        shuffle=True,
+    )
+    assert ds.fingerprint().streams[0].startswith("fingerprint=")
+    seen = Counter(i for b in StreamingDataLoader(ds) for i in b["id"].tolist())
+    expected = Counter({2 * BASE + i: 1 for i in range(30)})
+    expected.update({BASE + i: 2 for i in range(SIZES[1])})
+    assert seen == expected
+    assert any(cache.rglob("*.mds")), "the remote stream's shards were cached locally"
+    assert ds.io_counters()["bytes_downloaded"] > 0
+
+
 def test_loader_workers_resume_a_stratified_mixture(stream_dirs: list[str]) -> None:
     streams = [Stream(local=d, repeat=r) for d, r in zip(stream_dirs, (1, 0.5, 2))]
     options: dict[str, Any] = {"batch_size": 16, "shuffle": True, "batching_method": "stratified"}
