@@ -123,6 +123,9 @@ class GuardedStore:
     def read(self, key: str) -> bytes:
         return self._inner.read(key)
 
+    def read_view(self, key: str) -> memoryview:
+        return self._inner.read_view(key)
+
     def read_range(self, key: str, start: int, length: int) -> bytes:
         return self._inner.read_range(key, start, length)
 

@@ -68,10 +68,13 @@ class CloudStore:
         return self._options
 
     def read(self, key: str) -> bytes:
+        return bytes(self.read_view(key))
+
+    def read_view(self, key: str) -> memoryview:
         obstore = self._obstore()
         check_key(key, self._url)
         try:
-            return bytes(obstore.get(self._native(), key).bytes())
+            return memoryview(obstore.get(self._native(), key).bytes())  # no copy
         except Exception as exc:
             raise self._error(exc, "read", key) from exc
 

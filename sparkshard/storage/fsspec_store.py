@@ -55,6 +55,9 @@ class FsspecStore:
         except OSError as exc:
             raise self._error(exc, "read", key) from exc
 
+    def read_view(self, key: str) -> memoryview:
+        return memoryview(self.read(key))
+
     def read_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0:
             raise ValueError(f"read_range start must be >= 0, got {start}")

@@ -40,6 +40,9 @@ class LocalStore:
         except FileNotFoundError:
             raise FileNotFoundError(f"{path} does not exist") from None
 
+    def read_view(self, key: str) -> memoryview:
+        return memoryview(self.read(key))
+
     def read_range(self, key: str, start: int, length: int) -> bytes:
         path = self._path(key)
         try:

@@ -32,6 +32,11 @@ class Store(Protocol):
         """The whole object; ``FileNotFoundError`` naming the URL if absent."""
         ...
 
+    def read_view(self, key: str) -> memoryview:
+        """The whole object as a read-only buffer, without the copy ``read`` makes where the
+        backend can hand over its own (cloud downloads); errors as for ``read``."""
+        ...
+
     def read_range(self, key: str, start: int, length: int) -> bytes:
         """``length`` bytes from ``start``: fewer at the end of the object, none past it."""
         ...

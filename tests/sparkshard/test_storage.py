@@ -33,6 +33,8 @@ class StoreContract:
     def test_write_read_and_ranges(self, store: Store) -> None:
         store.write("a/b/data.bin", b"0123456789")
         assert store.read("a/b/data.bin") == b"0123456789"
+        view = store.read_view("a/b/data.bin")
+        assert isinstance(view, memoryview) and view.readonly and view == b"0123456789"
         assert store.read_range("a/b/data.bin", 3, 4) == b"3456"
         assert store.read_range("a/b/data.bin", 8, 10) == b"89"
         assert store.read_range("a/b/data.bin", 0, 10) == b"0123456789"
@@ -56,6 +58,8 @@ class StoreContract:
     def test_missing_key_is_file_not_found_naming_the_url(self, store: Store) -> None:
         with pytest.raises(FileNotFoundError, match="nope"):
             store.read("nope")
+        with pytest.raises(FileNotFoundError, match="nope"):
+            store.read_view("nope")
         with pytest.raises(FileNotFoundError, match="nope"):
             store.read_range("dir/nope", 0, 4)
 
@@ -113,6 +117,7 @@ class StoreContract:
         data = os.urandom(LARGE)
         store.write("big/blob.bin", data)
         assert store.read("big/blob.bin") == data
+        assert store.read_view("big/blob.bin") == data
         middle = LARGE // 2
         assert (
             store.read_range("big/blob.bin", middle, 1 << 20) == data[middle : middle + (1 << 20)]
