@@ -109,7 +109,8 @@ def _fsspec_store(text: str, scheme: str, storage_options: Mapping[str, Any] | N
     except ValueError:
         raise UnsupportedURLError(
             f"cannot open {text!r}: no storage backend serves the '{scheme}://' scheme; "
-            f"sparkshard opens {_SUPPORTED}"
+            f"sparkshard opens {_SUPPORTED} (pip install 'sparkshard[cloud]' brings obstore "
+            "and fsspec; some fsspec schemes need their own package too)"
         ) from None
     except ImportError as exc:
         raise UnsupportedURLError(

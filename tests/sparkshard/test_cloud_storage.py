@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import multiprocessing
 import threading
 from typing import Any
@@ -54,6 +55,28 @@ def test_denied_access_names_url_and_credentials(azure_server: Any) -> None:
     with pytest.raises(PermissionError):
         bad.write("k", b"overwritten")
     assert good.read("k") == b"secret"
+
+
+def test_anonymous_access_on_s3(s3_server: Any) -> None:
+    url = f"{s3_server.new_bucket()}/ds"
+    bucket = url.removeprefix("s3://").split("/")[0]
+    open_store(url, s3_server.storage_options).write("k", b"public")
+    anon = open_store(url, {"endpoint_url": s3_server.endpoint_url, "anon": True})
+    with pytest.raises(PermissionError, match=rf"{url}/k.*key/secret"):
+        anon.read("k")  # a private bucket refuses unsigned requests
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }
+        ],
+    }
+    s3_server.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert anon.read("k") == b"public"
 
 
 def test_azure_connection_string(azure_server: Any) -> None:

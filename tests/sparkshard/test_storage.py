@@ -204,7 +204,7 @@ def test_open_store_routes_cloud_urls_without_a_request() -> None:
 
 
 def test_unknown_scheme_names_what_to_do() -> None:
-    with pytest.raises(UnsupportedURLError, match=r"'nosuch://'.*s3://"):
+    with pytest.raises(UnsupportedURLError, match=r"'nosuch://'.*s3://.*sparkshard\[cloud\]"):
         open_store("nosuch://bucket/x")
 
 
