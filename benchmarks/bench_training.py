@@ -14,6 +14,11 @@ Each loop is timed the same way in both environments: ``samples/s`` over the who
 (worker start-up included) and the data-wait fraction, the share of that time the loop
 spent inside ``next()`` waiting for a batch; with p50/p99 of the per-step wait.
 
+``--device cuda`` trains on the GPU: ours with ``device="cuda"`` (pinned batches copied on a
+side stream ahead of the step), Mosaic's with ``pin_memory=True`` and a ``non_blocking`` copy
+in the loop, as its users write it. Ours then also reports the host-to-device bandwidth of
+pinned copies and the peak pinned host memory of the run.
+
 This module imports only numpy and benchmarks.common at the top: mosaic_training.py (the
 peer venv) reuses :func:`timed_loop` and :func:`loop_work`.
 """
@@ -46,36 +51,52 @@ SEED = 17
 LOOPS = ("model", "none")
 
 
-def loop_work(kind: str) -> Callable[[dict[str, Any]], None]:
-    """What the loop does with each batch ``{"image": uint8 (B, 8, 8), "label": ...}``."""
+def loop_work(kind: str, device: str = "cpu") -> Callable[[dict[str, Any]], None]:
+    """What the loop does with each batch ``{"image": uint8 (B, 8, 8), "label": ...}``
+    (moved to ``device`` first if it is not there yet)."""
     import torch
 
     from demo.model import DigitsCNN, train_step
 
     torch.set_num_threads(1)
+    target = torch.device(device)
+
+    def on_device(batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.to(target, non_blocking=True) for k, v in batch.items()}
+
     if kind == "none":
 
         def scale_only(batch: dict[str, Any]) -> None:
-            batch["image"].float().div_(16.0)
+            on_device(batch)["image"].float().div_(16.0)
 
         return scale_only
     if kind != "model":
         raise ValueError(f"loop must be one of {LOOPS}, got {kind!r}")
     torch.manual_seed(0)
-    model = DigitsCNN()
+    model = DigitsCNN().to(target)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
 
     def step(batch: dict[str, Any]) -> None:
+        batch = on_device(batch)
         image = batch["image"].float().div_(16.0).unsqueeze(1)  # (B, 1, 8, 8)
         train_step(model, optimizer, {"image": image, "label": batch["label"]})
 
     return step
 
 
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so the wall time covers it."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed_loop(
     make_epoch: Callable[[], Iterable[dict[str, Any]]],
     work: Callable[[dict[str, Any]], None],
     epochs: int,
+    finish: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Run ``epochs`` epochs; time spent waiting in ``next()`` vs the whole run."""
     waits: list[float] = []
@@ -92,6 +113,7 @@ def timed_loop(
             waits.append(time.perf_counter() - asked)
             samples += len(batch["label"])
             work(batch)
+    finish()
     seconds = time.perf_counter() - began
     array = np.asarray(waits or [0.0])
     return {
@@ -106,15 +128,37 @@ def timed_loop(
 # --- child (main venv) ----------------------------------------------------------------
 
 
-def child(path: str, loop: str, batch: int, workers: int, epochs: int) -> dict[str, Any]:
+def child(
+    path: str, loop: str, batch: int, workers: int, epochs: int, device: str
+) -> dict[str, Any]:
     from loader import StreamingDataLoader, StreamingDataset
 
-    work = loop_work(loop)
+    work = loop_work(loop, device)
     dataset = StreamingDataset(local=path, batch_size=batch, shuffle=True, shuffle_seed=SEED)
-    loader = StreamingDataLoader(dataset, batch_size=batch, num_workers=workers)
-    result = timed_loop(lambda: loader, work, epochs)
+    placement = {} if device == "cpu" else {"device": device}
+    loader = StreamingDataLoader(dataset, batch_size=batch, num_workers=workers, **placement)
+    result = timed_loop(lambda: loader, work, epochs, lambda: synchronize(device))
     result["loader_stats"] = str(loader.stats())
+    if device != "cpu":
+        result.update(gpu_note())
     return result
+
+
+def gpu_note() -> dict[str, float]:
+    """Peak pinned host memory so far, then the bandwidth of 256 MiB pinned copies."""
+    import torch
+
+    pinned = torch.cuda.host_memory_stats().get("allocated_bytes.peak", 0) / 2**20
+    host = torch.empty(256 * 2**20, dtype=torch.uint8).pin_memory()
+    device = torch.empty_like(host, device="cuda")
+    device.copy_(host, non_blocking=True)  # warm-up
+    torch.cuda.synchronize()
+    began, copies = time.perf_counter(), 10
+    for _ in range(copies):
+        device.copy_(host, non_blocking=True)
+    torch.cuda.synchronize()
+    gbps = copies * host.numel() / (time.perf_counter() - began) / 1e9
+    return {"h2d_gbps": gbps, "peak_pinned_mib": pinned}
 
 
 # --- data and orchestration -----------------------------------------------------------
@@ -160,6 +204,7 @@ def run(args: list[str]) -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--skip-mosaic", action="store_true")
     opts = parser.parse_args(args)
     peer = None if opts.skip_mosaic else mosaic_python()
@@ -167,7 +212,7 @@ def run(args: list[str]) -> None:
         print("the Mosaic peer venv is missing (make setup): Mosaic columns will read 0")
     path = prepare(opts.samples)
     settings = ["--batch", str(opts.batch), "--workers", str(opts.workers)]
-    settings += ["--epochs", str(opts.epochs)]
+    settings += ["--epochs", str(opts.epochs), "--device", opts.device]
     rows: list[Ratio] = []
     for loop in LOOPS:
         argv = [path, "--loop", loop, *settings]
@@ -180,12 +225,17 @@ def run(args: list[str]) -> None:
             t_sps, t_wait = _rates(theirs)
             waits += f", mosaic {theirs['wait_p50_ms']:.2f}/{theirs['wait_p99_ms']:.1f} ms"
         print(f"  ours, loop={loop}: {ours['loader_stats']}")
+        if "h2d_gbps" in ours:
+            print(
+                f"  ours, loop={loop}: host-to-device {ours['h2d_gbps']:.1f} GB/s (pinned), "
+                f"peak pinned host memory {ours['peak_pinned_mib']:.1f} MiB"
+            )
         label = "demo CNN" if loop == "model" else "no model"
         rows.append(Ratio(f"{label} samples/s", o_sps, t_sps, "samples/s"))
         rows.append(Ratio(f"{label} data-wait fraction", o_wait, t_wait, "share", False, waits))
     title = (
         f"training loop, {opts.samples:,} digits, shuffled, batch {opts.batch}, "
-        f"{opts.workers} workers, {opts.epochs} epoch(s) ({machine_note()})"
+        f"{opts.workers} workers, {opts.epochs} epoch(s), {opts.device} ({machine_note()})"
     )
     print_ratios(title, rows)
 
@@ -198,8 +248,9 @@ def main(argv: list[str]) -> None:
         parser.add_argument("--batch", type=int, required=True)
         parser.add_argument("--workers", type=int, required=True)
         parser.add_argument("--epochs", type=int, required=True)
+        parser.add_argument("--device", default="cpu")
         a = parser.parse_args(argv[1:])
-        emit_result(child(a.path, a.loop, a.batch, a.workers, a.epochs))
+        emit_result(child(a.path, a.loop, a.batch, a.workers, a.epochs, a.device))
     else:
         run(argv)
 
