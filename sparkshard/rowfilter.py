@@ -6,7 +6,8 @@ tuples that must all hold, or a list of such lists of which any may hold::
     [("split", "=", "train"), ("score", ">=", 0.5)]
     [[("label", "in", [1, 2])], [("label", "=", 7), ("weight", ">", 0)]]
 
-``op`` is one of ``= == != < > <= >= in not in``. :class:`RowFilter` validates a filter
+``op`` is one of ``= == != < > <= >= in not in``, with SQL's meaning: a row whose value is
+null matches no term (not even ``!=`` or ``not in``). :class:`RowFilter` validates a filter
 once, then renders it as a pyarrow expression (the single-process path) or as Spark SQL
 text (the distributed path), and as plain JSON for the dataset's lineage. A Spark SQL
 string is accepted too, but only where Spark evaluates it.
@@ -62,9 +63,16 @@ class RowFilter:
                 f"filter={self.sql!r} is Spark SQL, which only Spark evaluates: pass spark=, "
                 "or give the filter as DNF tuples such as [('label', '=', 1)]"
             )
-        import pyarrow.parquet as pq
+        import pyarrow.compute as pc
 
-        return pq.filters_to_expression([list(group) for group in self.clauses])
+        expression = None
+        for group in self.clauses:
+            conjunction = None
+            for term in group:
+                one = _arrow_term(pc, term)
+                conjunction = one if conjunction is None else conjunction & one
+            expression = conjunction if expression is None else expression | conjunction
+        return expression
 
     def to_spark_sql(self) -> str:
         """The filter as a Spark SQL boolean expression."""
@@ -119,6 +127,20 @@ def _check_value(value: Any, item: Any) -> None:
             f"filter term {item!r:.80}: values must be numbers, strings, dates or "
             f"datetimes, got {type(value).__name__}"
         )
+
+
+def _arrow_term(pc: Any, term: Term) -> Any:
+    """One term with SQL's meaning: a null value never matches (also not for ``not in``)."""
+    column, op, value = term
+    field = pc.field(column)
+    if op in ("in", "not in"):
+        import pyarrow as pa
+
+        matched = field.isin(pa.array(value))
+        return (~matched & field.is_valid()) if op == "not in" else matched
+    compare = {"=": "equal", "==": "equal", "!=": "not_equal", "<": "less", ">": "greater",
+               "<=": "less_equal", ">=": "greater_equal"}[op]  # fmt: skip
+    return getattr(pc, compare)(field, pc.scalar(value))
 
 
 def _json_value(value: Any) -> Any:
