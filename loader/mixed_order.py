@@ -21,14 +21,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from loader.mixing import (
-    StratumPlan,
-    VirtualShards,
-    partial_subset,
-    stratum_slots,
-    stream_seed,
-)
+from loader.mixing import VirtualShards, partial_subset, stream_seed
 from loader.order import EpochOrder, OrderSettings
+from loader.strata import StratumPlan, stratum_slots
 
 __all__ = ["AnyOrder", "MixOrder", "RandomMixOrder", "StratifiedMixOrder"]
 

@@ -9,12 +9,7 @@ epoch with ``"fixed"``). Each copy or share is a *virtual shard*; the mixture's 
 is the single-dataset order (:mod:`loader.order`) over the virtual shards, so it inherits
 exactly-once, canonical-node locality, lazy blocks and elastic resume.
 
-Stratified batches (:class:`StratumPlan`): the order is cut into strata of ``Z`` positions
-(the global batch). Every full stratum holds each stream's share rounded down or up (counts
-differ by at most one between strata); the counts add up exactly to each stream's epoch count.
-The extras are dealt by McNaughton's wrap-around rule, so each stratum's composition and the
-counts before it are O(streams) closed forms. A last, partial stratum holds the
-largest-remainder share of its size.
+How stratified batches are composed lives in :mod:`loader.strata`.
 
 The curriculum rule (:func:`mixture_may_change`): a resume state saved at an epoch boundary
 continues under the dataset's current mixture (its streams, versions, weights, epoch size);
@@ -37,14 +32,12 @@ __all__ = [
     "BATCHING_METHODS",
     "MIXTURE_FIELDS",
     "SAMPLING_METHODS",
-    "StratumPlan",
     "VirtualShards",
     "apportion",
     "mixture_may_change",
     "parse_epoch_size",
     "partial_subset",
     "samples_per_stream",
-    "stratum_slots",
     "stream_seed",
 ]
 
@@ -54,7 +47,7 @@ SAMPLING_METHODS = ("balanced", "fixed")
 MIXTURE_FIELDS = frozenset(
     {"dataset_version", "dataset_fingerprint", "num_samples", "streams", "mixing", "mix_stratum"}
 )
-_SUBSET_TAG, _STRATUM_TAG, _STREAM_TAG = 0x53554253, 0x53545241, 0x5354524D
+_SUBSET_TAG, _STREAM_TAG = 0x53554253, 0x5354524D
 _ABBREV = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
 
 
@@ -84,6 +77,8 @@ def parse_epoch_size(value: int | str | None) -> int | None:
 def apportion(total: int, weights: Sequence[float | int | Fraction]) -> np.ndarray:
     """Split ``total`` in proportion to ``weights`` by largest remainder (exact arithmetic;
     ties go to the lower index). Each share is its quota rounded down or up."""
+    if all(isinstance(w, (int, np.integer)) for w in weights):
+        return _apportion_ints(total, np.asarray(weights, np.int64).reshape(-1))
     exact = [Fraction(w) for w in weights]
     whole = sum(exact, Fraction(0))
     if total and whole <= 0:
@@ -97,6 +92,22 @@ def apportion(total: int, weights: Sequence[float | int | Fraction]) -> np.ndarr
     for i in by_remainder[:short]:
         shares[i] += 1
     return np.array(shares, np.int64)
+
+
+def _apportion_ints(total: int, weights: np.ndarray) -> np.ndarray:
+    """:func:`apportion` for integer weights, vectorized (O(n log n), for shard sizes)."""
+    whole = int(weights.sum())
+    if total and whole <= 0:
+        raise ValueError(f"cannot split {total} samples by weights that add up to {whole}")
+    if not total:
+        return np.zeros(len(weights), np.int64)
+    if total * whole >= 2**62:  # the products would overflow int64: exact Python ints
+        return apportion(total, [Fraction(int(w)) for w in weights])
+    shares, remainders = np.divmod(total * weights, whole)
+    short = total - int(shares.sum())
+    by_remainder = np.lexsort((np.arange(len(weights)), -remainders))
+    shares[by_remainder[:short]] += 1
+    return shares
 
 
 def samples_per_stream(
@@ -171,7 +182,7 @@ def partial_subset(seed: int, epoch: int, shard: int, whole: int, size: int) -> 
     return ids.astype(np.int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VirtualShards:
     """What an epoch draws from each real shard: one entry per whole copy, plus a partial one.
 
@@ -233,86 +244,6 @@ class VirtualShards:
                 mine = v == entry
                 out[mine] = self.first[entry] + subset(entry)[offset[mine]]
         return out
-
-
-@dataclass(frozen=True)
-class StratumPlan:
-    """How many samples of each stream every stratum (global batch) of an epoch holds."""
-
-    counts: np.ndarray  # (streams,) samples of each stream in the epoch
-    stratum: int  # positions per stratum, Z
-
-    def __post_init__(self) -> None:
-        if self.stratum < 1:
-            raise ValueError(f"the stratum (global batch) must be >= 1 sample, got {self.stratum}")
-
-    @cached_property
-    def _layout(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        counts = np.asarray(self.counts, np.int64)
-        full, tail = divmod(int(counts.sum()), self.stratum)
-        tail_counts = _tail_share(tail, counts.tolist(), self.stratum, full)
-        body = counts - tail_counts
-        # Each full stratum holds base_s, plus one extra for the streams whose wrap-around run
-        # [run_start, run_start + extra) of the extras sequence covers it (x -> stratum x % full).
-        zeros = np.zeros_like(counts)
-        base, extra = np.divmod(body, full) if full else (zeros, zeros)
-        run_start = np.concatenate([[0], np.cumsum(extra)])[:-1]
-        return full, tail_counts, base, run_start, run_start + extra
-
-    @property
-    def num_strata(self) -> int:
-        full, tail_counts = self._layout[:2]
-        return full + int(tail_counts.sum() > 0)
-
-    def size(self, j: int) -> int:
-        full, tail_counts = self._layout[:2]
-        return self.stratum if j < full else int(tail_counts.sum())
-
-    def before(self, j: int) -> np.ndarray:
-        """(streams,) samples of each stream in strata ``0 .. j-1``."""
-        full, _, base, run_start, run_end = self._layout
-        if not 0 <= j <= self.num_strata:
-            raise IndexError(f"stratum must lie in [0, {self.num_strata}], got {j}")
-        if j > full:
-            return np.asarray(self.counts, np.int64).copy()
-        if not full:
-            return np.zeros(len(self.counts), np.int64)
-
-        def below(n: np.ndarray) -> np.ndarray:  # how many x < n have x % full < j
-            return (n // full) * j + np.minimum(n % full, j)
-
-        return j * base + below(run_end) - below(run_start)
-
-    def composition(self, j: int) -> np.ndarray:
-        """(streams,) samples of each stream in stratum ``j``."""
-        return self.before(j + 1) - self.before(j)
-
-
-def _tail_share(tail: int, counts: list[int], stratum: int, full: int) -> np.ndarray:
-    """The last, partial stratum's share of each stream: as near ``tail * w_s`` as allows the
-    full strata to hold ``stratum * w_s`` rounded down or up (``w_s = counts_s / total``)."""
-    total = sum(counts)
-    if not tail:
-        return np.zeros(len(counts), np.int64)
-    low = [max(0, c - full * -(-stratum * c // total)) for c in counts]
-    high = [c - full * (stratum * c // total) for c in counts]
-    share = [tail * c // total for c in counts]  # within [low, high]: low <= tail*w <= high
-    while sum(share) < tail:  # largest remainder first, among streams with room
-        room = [i for i in range(len(counts)) if share[i] < high[i]]
-        share[min(room, key=lambda i: (share[i] * total - tail * counts[i], i))] += 1
-    assert all(lo <= s <= hi for lo, s, hi in zip(low, share, high))
-    return np.array(share, np.int64)
-
-
-def stratum_slots(
-    composition: np.ndarray, shuffle: bool, seed: int, epoch: int, j: int
-) -> np.ndarray:
-    """The stream of each position of stratum ``j``: its composition, seeded-shuffled (or
-    stream by stream without shuffling). O(stratum)."""
-    slots = np.repeat(np.arange(len(composition), dtype=np.int64), composition)
-    if shuffle:
-        _rng(seed, epoch, j, _STRATUM_TAG).shuffle(slots)
-    return slots
 
 
 def mixture_may_change(changed: Iterable[str], sample_in_epoch: int, mixture: bool) -> bool:

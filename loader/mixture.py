@@ -210,7 +210,7 @@ class MixtureSource:
         return MixtureReader(readers, self.names)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Mixture:
     """The streams, what each gives an epoch, and how batches mix them (pickles small)."""
 

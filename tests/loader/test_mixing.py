@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from loader.mixed_order import RandomMixOrder, StratifiedMixOrder
 from loader.mixing import (
-    StratumPlan,
     VirtualShards,
     apportion,
     mixture_may_change,
@@ -21,6 +20,7 @@ from loader.mixing import (
     samples_per_stream,
 )
 from loader.order import OrderSettings
+from loader.strata import StratumPlan
 from loader.stream import Stream
 
 
@@ -45,6 +45,8 @@ def test_apportion_rounds_each_quota_down_or_up(total: int, weights: list[float]
         return
     shares = apportion(total, weights)
     assert int(shares.sum()) == total
+    if all(isinstance(w, int) for w in weights):  # the vectorized integer path agrees
+        assert shares.tolist() == apportion(total, exact).tolist()
     for share, w in zip(shares.tolist(), exact):
         quota = total * w / sum(exact) if total else Fraction(0)
         assert quota - 1 < share < quota + 1
