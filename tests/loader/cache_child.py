@@ -2,12 +2,15 @@
 
     cache_child.py hold LOCAL REMOTE SHARD     # lease shard SHARD until stdin closes
     cache_child.py fetching LOCAL REMOTE SHARD # start fetching SHARD, then wait to be killed
+    cache_child.py stream LOCAL REMOTE OPTIONS # read an epoch of REMOTE (OPTIONS: JSON)
 
-Each prints one line (``held`` / ``fetching``) once it is in that state.
+``hold`` and ``fetching`` print one line (``held`` / ``fetching``) once in that state;
+``stream`` prints the number of samples it read.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -16,7 +19,17 @@ from sparkshard.storage import open_store
 from sparkshard.versions import read_index
 
 
+def stream(local: str, remote: str, options: str) -> None:
+    from loader.dataset import StreamingDataset
+
+    ds = StreamingDataset(remote=remote, local=local, batch_size=10, **json.loads(options))
+    print(sum(len(batch["id"]) for batch in ds.iter_batches()), flush=True)
+
+
 def main(mode: str, local: str, remote: str, shard: str) -> None:
+    if mode == "stream":
+        stream(local, remote, shard)
+        return
     record = read_index(open_store(remote)).shards[int(shard)]
     cache = ShardCache(local, remote, None)
     if mode == "hold":
