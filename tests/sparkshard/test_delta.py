@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from concurrent_writers import sync_delta
 from deltalake import DeltaTable, write_deltalake
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,7 +25,6 @@ from sparkshard import (
     SchemaError,
     SourceRewrittenError,
     UnsupportedSourceError,
-    VersionConflictError,
 )
 from sparkshard.rowfilter import RowFilter
 from sparkshard.storage import open_store
@@ -241,14 +241,6 @@ def test_sync_mirrors_the_table_after_any_history(
             assert _ids(out) == _table_ids(uri)
 
 
-def _sync(args: tuple[str, str]) -> str:
-    try:
-        info = sparkshard.delta_to_shards(args[0], args[1])
-    except VersionConflictError:
-        return "conflict"
-    return "wrote" if info.new_samples else "current"
-
-
 @pytest.mark.slow
 def test_concurrent_syncs_write_every_row_once(tmp_path: Path) -> None:
     uri, out = tmp_path / "t", tmp_path / "ds"
@@ -257,7 +249,7 @@ def test_concurrent_syncs_write_every_row_once(tmp_path: Path) -> None:
     write_deltalake(uri, _table(list(range(50, 80))), mode="append")
     # spawn: delta-rs must not be opened before a fork, and this process already did.
     with multiprocessing.get_context("spawn").Pool(3) as pool:
-        outcomes = pool.map(_sync, [(str(uri), str(out))] * 3)
+        outcomes = pool.map(sync_delta, [(str(uri), str(out))] * 3)
     assert outcomes.count("wrote") == 1, outcomes
     assert list_versions(open_store(out)) == [1, 2]
     assert _ids(out) == Counter(range(80))
