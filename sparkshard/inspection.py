@@ -9,6 +9,7 @@ a PNG.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import statistics
@@ -133,6 +134,8 @@ def _printable(row: Mapping[str, Any]) -> dict[str, Any]:
 def _short(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
     if isinstance(value, np.ndarray):
         head = ", ".join(str(v) for v in value.reshape(-1)[:4].tolist())
         return (
