@@ -23,26 +23,25 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from sparkshard.delta_snapshot import DeltaFile, DeltaSnapshot, compare, load_snapshot, operations
-from sparkshard.errors import DatasetExistsError, SchemaError, SourceRewrittenError
-from sparkshard.format.index import DatasetIndex
+from sparkshard.delta_files import read_files
+from sparkshard.delta_snapshot import DeltaFile, DeltaSnapshot, load_snapshot
+from sparkshard.delta_sync import SyncPlan, plan_sync
+from sparkshard.errors import SchemaError
 from sparkshard.rowfilter import RowFilter
-from sparkshard.storage import Store, open_store
-from sparkshard.versions import DatasetInfo, dataset_info, has_dataset, read_index
+from sparkshard.storage import open_store
+from sparkshard.versions import DatasetInfo, dataset_info, read_index
 from sparkshard.writer import ShardWriter
 
 __all__ = ["delta_to_shards"]
 
 log = logging.getLogger(__name__)
 SyncMode = Literal["sync", "overwrite", "error"]
-_BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -81,17 +80,6 @@ class _Settings:
 
     def output_columns(self, snapshot: DeltaSnapshot) -> list[str]:
         return list(self.columns) if self.columns is not None else snapshot.arrow_schema.names
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What this call writes: ``files`` None = the whole snapshot; ``mode`` for the writer."""
-
-    mode: str  # "error" | "overwrite" | "append" | "current"
-    base_version: int
-    files: tuple[DeltaFile, ...] | None
-    previous_delta_version: int | None = None
-    reason: str = ""
 
 
 def delta_to_shards(
@@ -151,7 +139,7 @@ def delta_to_shards(
     settings.check(snapshot)
     out_options = out_storage_options if out_storage_options is not None else storage_options
     store = open_store(out, out_options)
-    plan = _plan(store, snapshot, settings, mode, on_rewrite, storage_options)
+    plan = plan_sync(store, snapshot, settings.to_json(), mode, on_rewrite, storage_options)
     if plan.mode == "current":
         log.info("%s already holds Delta version %d of %s", store.url, snapshot.version, uri)
         return dataset_info(store, read_index(store), started=started)
@@ -177,81 +165,7 @@ def _table_uri(table_uri: str | os.PathLike[str]) -> str:
     return text.rstrip("/")
 
 
-# ---- planning ---------------------------------------------------------------------------
-
-
-def _plan(
-    store: Store,
-    snapshot: DeltaSnapshot,
-    settings: _Settings,
-    mode: str,
-    on_rewrite: str,
-    storage_options: Mapping[str, Any] | None,
-) -> _Plan:
-    if not has_dataset(store):
-        return _Plan("error", 0, None, reason="a new dataset")
-    previous = read_index(store)
-    base = previous.dataset_version or 0
-    if mode == "error":
-        raise DatasetExistsError(
-            f"{store.url} already holds a dataset (version {base}); use mode='sync' to bring "
-            "it up to date or mode='overwrite' to rebuild it"
-        )
-    if mode == "overwrite":
-        return _Plan("overwrite", base, None, reason="mode='overwrite'")
-    lineage = previous.meta.get("lineage") or {}
-    _check_same_table(store, previous, snapshot, lineage)
-    converted = int(lineage["delta_version"])
-    if lineage.get("settings") != settings.to_json():
-        return _rewrite(
-            snapshot, base, converted, "the columns, filter or encodings changed", on_rewrite
-        )
-    if converted == snapshot.version:
-        return _Plan("current", base, (), converted)
-    try:
-        change = compare(load_snapshot(snapshot.uri, converted, storage_options), snapshot)
-    except (FileNotFoundError, ValueError) as exc:  # e.g. the old log was cleaned up
-        change_reason = f"version {converted} can no longer be read ({exc})"
-        return _rewrite(snapshot, base, converted, change_reason, on_rewrite)
-    if change.appended is None:
-        ops = operations(snapshot.uri, converted, snapshot.version, storage_options)
-        reason = change.reason + (f"; commits: {', '.join(ops)}" if ops else "")
-        return _rewrite(snapshot, base, converted, reason, on_rewrite)
-    if not change.appended:
-        return _Plan("current", base, (), converted)
-    return _Plan("append", base, change.appended, converted, f"{len(change.appended)} new file(s)")
-
-
-def _check_same_table(
-    store: Store, previous: DatasetIndex, snapshot: DeltaSnapshot, lineage: Mapping[str, Any]
-) -> None:
-    if lineage.get("source") == "delta" and lineage.get("table_uri") == snapshot.uri:
-        return
-    origin = (
-        f"Delta table {lineage.get('table_uri')}"
-        if lineage.get("source") == "delta"
-        else f"source {lineage.get('source', 'unknown')!r}"
-    )
-    raise DatasetExistsError(
-        f"{store.url} holds a dataset converted from {origin} (version "
-        f"{previous.dataset_version}), not from Delta table {snapshot.uri}: write to another "
-        "folder, or pass mode='overwrite' to replace it"
-    )
-
-
-def _rewrite(
-    snapshot: DeltaSnapshot, base: int, converted: int, reason: str, on_rewrite: str
-) -> _Plan:
-    if on_rewrite == "error":
-        raise SourceRewrittenError(
-            f"cannot append Delta version {snapshot.version} of {snapshot.uri} to the dataset "
-            f"converted from version {converted}: {reason}. Pass on_rewrite='rebuild' to "
-            "rebuild the dataset as a new version"
-        )
-    return _Plan("overwrite", base, None, converted, reason)
-
-
-def _lineage(snapshot: DeltaSnapshot, settings: _Settings, plan: _Plan) -> dict[str, Any]:
+def _lineage(snapshot: DeltaSnapshot, settings: _Settings, plan: SyncPlan) -> dict[str, Any]:
     return {
         "source": "delta",
         "table_uri": snapshot.uri,
@@ -272,7 +186,7 @@ def _lineage(snapshot: DeltaSnapshot, settings: _Settings, plan: _Plan) -> dict[
 def _convert_with_spark(
     spark: Any,
     snapshot: DeltaSnapshot,
-    plan: _Plan,
+    plan: SyncPlan,
     settings: _Settings,
     out: str,
     out_options: Mapping[str, Any] | None,
@@ -315,7 +229,7 @@ def _snapshot_frame(
 
 def _convert_here(
     snapshot: DeltaSnapshot,
-    plan: _Plan,
+    plan: SyncPlan,
     settings: _Settings,
     out: str,
     out_options: Mapping[str, Any] | None,
@@ -336,49 +250,10 @@ def _convert_here(
         **writer,
     ) as shard_writer:
         shard_writer.write_batch(schema.empty_table())  # the Delta schema, even with no rows
-        source = open_store(snapshot.uri, storage_options)
-        for table in _read_files(snapshot, files, settings, source):
+        expression = settings.row_filter.to_arrow() if settings.row_filter else None
+        for table in read_files(
+            snapshot, files, settings.read_columns(snapshot), expression=expression,
+            storage_options=storage_options,
+        ):  # fmt: skip
             shard_writer.write_batch(table.select(output))
     return shard_writer.info
-
-
-def _read_files(
-    snapshot: DeltaSnapshot, files: Sequence[DeltaFile], settings: _Settings, source: Store
-) -> Iterator[pa.Table]:
-    """Every row of ``files``, in file then row order, typed as the Delta schema says."""
-    names = settings.read_columns(snapshot)
-    schema = pa.schema([snapshot.arrow_schema.field(n) for n in names])
-    expression = settings.row_filter.to_arrow() if settings.row_filter else None
-    for file in files:
-        parquet = pq.ParquetFile(_open_file(snapshot, file, source))
-        present = [
-            n for n in names if n in parquet.schema_arrow.names and n not in file.partition_values
-        ]
-        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=present):
-            table = _typed(pa.Table.from_batches([batch]), schema, file)
-            yield table.filter(expression) if expression is not None else table
-
-
-def _open_file(snapshot: DeltaSnapshot, file: DeltaFile, source: Store) -> Any:
-    if "://" not in file.path and not file.path.startswith("/"):
-        local = source.local_path(file.path)
-        return local if local is not None else pa.BufferReader(source.read(file.path))
-    if file.path.startswith("/"):
-        return file.path
-    parent, _, name = file.path.rpartition("/")
-    return pa.BufferReader(open_store(parent).read(name))
-
-
-def _typed(table: pa.Table, schema: pa.Schema, file: DeltaFile) -> pa.Table:
-    """``table`` with partition values added, missing (newer) columns as nulls, cast."""
-    columns = []
-    for field in schema:
-        if field.name in file.partition_values:
-            value = file.partition_values[field.name]
-            column = pa.array([value] * table.num_rows)
-            columns.append(column.cast(field.type) if column.type != field.type else column)
-        elif field.name in table.column_names:
-            columns.append(table.column(field.name).cast(field.type))
-        else:
-            columns.append(pa.nulls(table.num_rows, field.type))
-    return pa.Table.from_arrays(columns, schema=schema)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,6 @@ __all__ = [
     "operations",
 ]
 
-log = logging.getLogger(__name__)
 _PARTITION = "partition."
 _MAX_LISTED = 12  # commits named in a message
 
