@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -195,12 +195,17 @@ def _convert_with_spark(
 ) -> DatasetInfo:
     from sparkshard import spark as spark_writer
 
-    if plan.files is None:
+    df = None
+    if plan.files is None or snapshot.unreadable:  # a Delta reader, when Spark has one
         df = spark_writer.read_delta_version(spark, snapshot.uri, snapshot.version)
-        if df is None:  # no delta-spark: read the pinned snapshot's files
-            df = _snapshot_frame(spark_writer, spark, snapshot, snapshot.files)
-    else:
-        df = _snapshot_frame(spark_writer, spark, snapshot, plan.files)
+        if df is not None and plan.files is not None:
+            log.info("rebuilding instead of appending: %s", snapshot.unreadable)
+            plan = replace(plan, mode="overwrite", files=None)
+            lineage = {**lineage, "sync": "full", "delta_files": len(snapshot.files)}
+    if df is None:  # read exactly the snapshot's (or the new) data files
+        snapshot.check_files_readable()
+        files = snapshot.files if plan.files is None else plan.files
+        df = _snapshot_frame(spark_writer, spark, snapshot, files)
     if settings.row_filter is not None:
         df = df.where(settings.row_filter.to_spark_sql())
     df = df.select(*[f"`{c}`" for c in settings.output_columns(snapshot)])
@@ -237,6 +242,7 @@ def _convert_here(
     writer: dict[str, Any],
     storage_options: Mapping[str, Any] | None,
 ) -> DatasetInfo:
+    snapshot.check_files_readable()
     files = snapshot.files if plan.files is None else plan.files
     output = settings.output_columns(snapshot)
     schema = pa.schema([snapshot.arrow_schema.field(c) for c in output])

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 _PARTITION = "partition."
+_DELETION_VECTOR = "deletionVector"
 _MAX_LISTED = 12  # commits named in a message
 
 
@@ -47,6 +48,7 @@ class DeltaFile:
     size: int
     partition_values: Mapping[str, Any]
     num_records: int | None = None
+    deletion_vector: str | None = None  # the descriptor, when rows of this file are deleted
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,12 @@ class DeltaSnapshot:
     arrow_schema: pa.Schema
     partition_columns: tuple[str, ...]
     files: tuple[DeltaFile, ...]
+    unreadable: str | None = None  # why reading the data files directly would be wrong
+
+    def check_files_readable(self) -> None:
+        """Raise :class:`UnsupportedSourceError` if only a Delta reader reads this correctly."""
+        if self.unreadable is not None:
+            raise UnsupportedSourceError(self.unreadable)
 
     @property
     def num_records(self) -> int | None:
@@ -103,9 +111,9 @@ def load_snapshot(
     if not 0 <= pinned <= last:
         raise ValueError(f"Delta table {uri} has versions 0..{last}; version={version} is not one")
     table = latest if pinned == last else _open(uri, pinned, storage_options)
-    _check_readable(table, uri, pinned)
     actions = pa.table(table.get_add_actions(flatten=True))
     partitions = tuple(table.metadata().partition_columns)
+    files = tuple(_files(actions, partitions))
     info = commit_info(open_store(uri, storage_options), pinned)
     return DeltaSnapshot(
         uri=uri,
@@ -114,7 +122,8 @@ def load_snapshot(
         schema_json=table.schema().to_json(),
         arrow_schema=pa.schema(table.schema().to_arrow()),
         partition_columns=partitions,
-        files=tuple(_files(actions, partitions)),
+        files=files,
+        unreadable=_unreadable(table, uri, pinned, files),
     )
 
 
@@ -159,34 +168,37 @@ def compare(old: DeltaSnapshot, new: DeltaSnapshot) -> Change:
     if gone:
         return Change(
             None,
-            f"{len(gone)} data file(s) of version {old.version} were removed or rewritten by "
+            f"{len(gone)} data file(s) of version {old.version} were removed, rewritten or lost rows in "
             f"version {new.version} (e.g. {gone[0]})",
         )
     before = {f.path for f in old.files}
     return Change(tuple(f for f in new.files if f.path not in before))
 
 
-def _check_readable(table: Any, uri: str, version: int) -> None:
-    """Refuse what reading the data files directly would get wrong."""
+def _unreadable(table: Any, uri: str, version: int, files: tuple[DeltaFile, ...]) -> str | None:
+    """Why reading the data files directly would get this version wrong, if it would."""
     mapping = (table.metadata().configuration or {}).get("delta.columnMapping.mode", "none")
     if mapping not in ("none", None):
-        raise UnsupportedSourceError(
+        return (
             f"Delta table {uri} uses column mapping ('{mapping}'), so its Parquet files hold "
             "physical column names that only a Delta reader maps back; convert it with a "
             "Spark session that has delta-spark (spark=...), or rewrite the table without "
             "column mapping"
         )
     features = table.protocol().reader_features or []
-    if "deletionVectors" in features and _has_deletion_vectors(table):
-        raise UnsupportedSourceError(
+    if "deletionVectors" in features and _has_deletion_vectors(table, files):
+        return (
             f"version {version} of Delta table {uri} has deletion vectors (rows deleted "
             "without rewriting their files); reading its files directly would bring deleted "
             "rows back. Purge them first (REORG TABLE ... APPLY (PURGE), or OPTIMIZE), or "
             "convert with a Spark session that has delta-spark"
         )
+    return None
 
 
-def _has_deletion_vectors(table: Any) -> bool:
+def _has_deletion_vectors(table: Any, files: tuple[DeltaFile, ...]) -> bool:
+    if any(f.deletion_vector for f in files):
+        return True
     reader = getattr(table, "deletion_vectors", None)
     if reader is None:
         return True  # cannot tell: assume the worst
@@ -208,8 +220,15 @@ def _files(actions: pa.Table, partitions: tuple[str, ...]) -> list[DeltaFile]:
     columns = {name: actions.column(name).to_pylist() for name in actions.column_names}
     records = columns.get("num_records") or [None] * actions.num_rows
     files = []
+    vectors = sorted(name for name in columns if name.startswith(_DELETION_VECTOR))
     for i, path in enumerate(columns["path"]):
         values = {p: columns[_PARTITION + p][i] for p in partitions if _PARTITION + p in columns}
         local = path if "://" in path else unquote(path)
-        files.append(DeltaFile(local, int(columns["size_bytes"][i]), values, records[i]))
+        vector = {name: columns[name][i] for name in vectors if columns[name][i] is not None}
+        files.append(
+            DeltaFile(
+                local, int(columns["size_bytes"][i]), values, records[i],
+                json.dumps(vector, sort_keys=True, default=str) if vector else None,
+            )
+        )  # fmt: skip
     return files

@@ -134,7 +134,7 @@ def test_rewrites_rebuild_or_are_refused(tmp_path: Path) -> None:
     write_deltalake(uri, _table(list(range(20))))
     sparkshard.delta_to_shards(uri, out)
     DeltaTable(str(uri)).delete("label = 1")
-    with pytest.raises(SourceRewrittenError, match=r"removed or rewritten.*1 DELETE"):
+    with pytest.raises(SourceRewrittenError, match=r"removed, rewritten or lost rows.*1 DELETE"):
         sparkshard.delta_to_shards(uri, out, on_rewrite="error")
     assert list_versions(open_store(out)) == [1]  # nothing written
     info = sparkshard.delta_to_shards(uri, out)
@@ -368,3 +368,20 @@ def test_filters_keep_the_same_rows_in_arrow_and_in_spark(
         by_arrow = sorted(_FILTERED.filter(row_filter.to_arrow())["k"].to_pylist())
         by_spark = sorted(r.k for r in rows if r[f"f{j}"])
         assert by_arrow == by_spark, row_filter
+
+
+def test_a_file_that_gains_a_deletion_vector_is_a_rewrite() -> None:
+    from sparkshard.delta_snapshot import DeltaFile, DeltaSnapshot, compare
+
+    def snapshot(version: int, *files: DeltaFile, unreadable: str | None = None) -> DeltaSnapshot:
+        return DeltaSnapshot("/t", version, None, "{}", pa.schema([]), (), files, unreadable)
+
+    a, b = DeltaFile("a.parquet", 10, {}, 5), DeltaFile("b.parquet", 20, {}, 7)
+    assert compare(snapshot(1, a), snapshot(2, a, b)).appended == (b,)
+    vector = DeltaFile("a.parquet", 10, {}, 5, deletion_vector='{"storageType": "u"}')
+    change = compare(snapshot(1, a), snapshot(2, vector, b))
+    assert change.appended is None and "lost rows" in change.reason
+    with pytest.raises(UnsupportedSourceError, match="deletion vectors"):
+        snapshot(
+            2, vector, unreadable="version 2 of Delta table /t has deletion vectors"
+        ).check_files_readable()
