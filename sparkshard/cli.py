@@ -3,7 +3,8 @@
     python -m sparkshard convert --input PATH_OR_TABLE [--format parquet|delta|json|csv|orc]
         --output URL [--columns name:encoding ...] [--compression zstd:3]
         [--size-limit 64MB] [--mode error|overwrite|append]
-    python -m sparkshard inspect URL [--version N] [--rows 3] [--png out.png [--image-column C]]
+    python -m sparkshard inspect URL [--version N] [--rows 3] [--shards]
+        [--png out.png [--image-column C]]
     python -m sparkshard verify URL [--version N | --all-versions]
     python -m sparkshard history URL
     python -m sparkshard gc URL --retain N [--min-age SECONDS] [--yes]
@@ -84,6 +85,7 @@ def _tool_parsers(commands: Any) -> None:
     inspect = tool("inspect", "versions, schema, shards, sizes, lineage and sample rows")
     inspect.add_argument("--version", type=int, help="a dataset version (default: latest)")
     inspect.add_argument("--rows", type=int, default=3, help="sample rows to show")
+    inspect.add_argument("--shards", action="store_true", help="list every shard")
     inspect.add_argument("--png", help="write a preview of an image column to this PNG file")
     inspect.add_argument("--image-column", help="the column to preview (default: the first image)")
     inspect.set_defaults(run=_inspect)
@@ -118,7 +120,8 @@ def _inspect(args: argparse.Namespace) -> int:
     from sparkshard.inspection import inspect_dataset, render_inspection, save_image_preview
 
     store = _store(args)
-    print(render_inspection(inspect_dataset(store, args.version, rows=args.rows)))
+    report = inspect_dataset(store, args.version, rows=args.rows)
+    print(render_inspection(report, shards=args.shards))
     if args.png or args.image_column:
         path = args.png or "preview.png"
         count = save_image_preview(store, path, column=args.image_column, version=args.version)

@@ -62,6 +62,7 @@ class Inspection:
     version: int | None
     versions: list[int]
     num_samples: int
+    shard_names: list[str]
     shard_samples: list[int]
     shard_bytes: list[int]
     raw_bytes: int
@@ -82,6 +83,7 @@ def inspect_dataset(store: Store, version: int | None = None, *, rows: int = 3) 
         version=index.dataset_version,
         versions=list_versions(store),
         num_samples=index.num_samples,
+        shard_names=[s.stored.basename for s in index.shards],
         shard_samples=[s.samples for s in index.shards],
         shard_bytes=[s.stored.bytes for s in index.shards],
         raw_bytes=sum(s.raw_data.bytes for s in index.shards),
@@ -194,7 +196,8 @@ def render_history(entries: Sequence[VersionEntry]) -> str:
     return "\n".join(lines)
 
 
-def render_inspection(report: Inspection) -> str:
+def render_inspection(report: Inspection, *, shards: bool = False) -> str:
+    """The report as text; ``shards`` lists every shard (name, samples, stored size)."""
     sizes = report.shard_bytes or [0]
     stored = sum(report.shard_bytes)
     versions = report.versions
@@ -215,6 +218,10 @@ def render_inspection(report: Inspection) -> str:
     for name, spark_type, encoding, nullable in report.columns:
         null = "" if nullable else " not null"
         lines.append(f"  {name:<{width}}  {spark_type}{null}  (mds: {encoding})")
+    if shards:
+        lines.append("shards")
+        for name, count, size in zip(report.shard_names, report.shard_samples, report.shard_bytes):
+            lines.append(f"  {name}  {count:,} samples  {_size(size)}")
     lines.append(f"first {len(report.rows)} samples")
     for i, row in enumerate(report.rows):
         lines.append(f"  [{i}] " + ", ".join(f"{k}={v}" for k, v in row.items()))

@@ -96,8 +96,13 @@ def test_inspect_shows_schema_lineage_rows_and_a_preview(
     assert "[1] id=101, img=<image 8x8 L>, score=50.5, when=2024-01-05T05:00:00+00:00" in out
     with Image.open(png) as preview:
         assert preview.size == (8 * 8, 2 * 8)  # 10 images, 8 per row
-    code, out, _ = _run(capsys, "inspect", str(dataset), "--version", "1", "--rows", "0")
+    code, out, _ = _run(
+        capsys, "inspect", str(dataset), "--version", "1", "--rows", "0", "--shards"
+    )
+    index = DatasetIndex.from_json((dataset / version_key(1)).read_bytes(), "v1")
     assert code == 0 and "samples   40 in" in out
+    for shard in index.shards:
+        assert f"  {shard.stored.basename}  {shard.samples:,} samples" in out
 
 
 def test_history_lists_every_version(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
