@@ -129,7 +129,8 @@ def _source(
         path = Path(local) / split if split else Path(local)
         return _LocalSource(path, columns, bool(verify_hashes), allow_unsafe)
     url = f"{remote.rstrip('/')}/{split}" if split else remote
-    in_place = open_store(url, cache.storage_options).local_path("")
+    cloud = "://" in url and not url.startswith("file://")  # (no client needed to tell)
+    in_place = None if cloud else open_store(url, cache.storage_options).local_path("")
     if in_place is not None and (local is None or _same_dir(local, remote)):
         return _LocalSource(Path(in_place), columns, bool(verify_hashes), allow_unsafe)
     if local is None:

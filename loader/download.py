@@ -12,7 +12,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import zstandard
 
 from loader.cache import ShardCache
 from sparkshard.errors import CorruptShardError
@@ -27,6 +30,7 @@ __all__ = ["DownloadOptions", "ShardFetcher", "check_bytes"]
 log = logging.getLogger(__name__)
 # Cheapest first: the hash a download is checked against when the index records several.
 PREFERRED_HASHES = ("xxh3_64", "xxh64", "xxh128", "xxh3_128", "xxh32")
+_CHUNK = 1 << 20  # bytes per write when streaming decompressed data into a file
 _PERMANENT = (FileNotFoundError, PermissionError, NotImplementedError, TypeError)
 
 
@@ -56,7 +60,7 @@ class DownloadOptions:
         return cls(prefetch_bytes=size, **kwargs)
 
 
-def check_bytes(data: bytes, info: FileInfo, verify: bool) -> str | None:
+def check_bytes(data: bytes | memoryview, info: FileInfo, verify: bool) -> str | None:
     """What is wrong with ``data`` as the file ``info`` describes (size, cheapest hash)."""
     if len(data) != info.bytes:
         return f"{len(data)} bytes where the index says {info.bytes} (truncated or replaced)"
@@ -69,31 +73,39 @@ def check_bytes(data: bytes, info: FileInfo, verify: bool) -> str | None:
     return None
 
 
-def _raw(data: bytes, record: ShardRecord) -> tuple[bytes | None, str | None]:
-    """The decompressed shard, or what is wrong with it."""
-    if record.zip_data is None:
-        return data, None
-    compression = parse_compression(record.compression)
-    if compression is None:
-        return None, "the index records compressed data but no compression"
+def write_raw(data: bytes | memoryview, record: ShardRecord, path: Path) -> str | None:
+    """Write the decompressed shard to ``path``; what is wrong with it, if anything.
+
+    zstd streams into the file through a small buffer (no shard-sized intermediate copy).
+    """
+    compression = parse_compression(record.compression) if record.zip_data else None
+    if record.zip_data is not None and compression is None:
+        return "the index records compressed data but no compression"
     try:
-        raw = compression.decompress(data)
+        with open(path, "wb") as f:
+            if compression is None:
+                f.write(data)
+            elif compression.family == "zstd":
+                decompressor = zstandard.ZstdDecompressor()
+                with decompressor.stream_writer(f, write_size=_CHUNK, closefd=False) as out:
+                    out.write(data)
+            else:
+                f.write(compression.decompress(data))
     except Exception as exc:
-        return None, f"it does not decompress as {record.compression} ({exc})"
-    if len(raw) != record.raw_data.bytes:
-        return None, f"it decompresses to {len(raw)} bytes where the index says " + str(
-            record.raw_data.bytes
-        )
-    return raw, None
+        return f"it does not decompress as {record.compression} ({exc})"
+    size = path.stat().st_size
+    if size != record.raw_data.bytes:
+        return f"it decompresses to {size} bytes where the index says {record.raw_data.bytes}"
+    return None
 
 
-def _read_within(store: Store, key: str, timeout: float) -> bytes:
-    """``store.read(key)``, abandoned with TimeoutError after ``timeout`` seconds."""
+def _read_within(store: Store, key: str, timeout: float) -> memoryview:
+    """``store.read_view(key)``, abandoned with TimeoutError after ``timeout`` seconds."""
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["data"] = store.read(key)
+            box["data"] = store.read_view(key)
         except BaseException as exc:  # handed to the waiting thread
             box["error"] = exc
 
@@ -104,7 +116,7 @@ def _read_within(store: Store, key: str, timeout: float) -> bytes:
         raise TimeoutError(f"no answer within download_timeout={timeout}s")
     if "error" in box:
         raise box["error"]
-    data: bytes = box["data"]
+    data: memoryview = box["data"]
     return data
 
 
@@ -127,13 +139,12 @@ class ShardFetcher:
             if tmp is None:
                 return False  # present (another process fetched it meanwhile)
             self.cache.reserve(record, wait)
-            raw = self._download(record)
-            tmp.write_bytes(raw)
+            self._download(record, tmp)
             self.cache.place(record, tmp)
         return True
 
-    def _download(self, record: ShardRecord) -> bytes:
-        """The verified, decompressed bytes of ``record``, after up to ``retries`` retries."""
+    def _download(self, record: ShardRecord, tmp: Path) -> None:
+        """Write ``record``'s verified, decompressed bytes to ``tmp`` (``retries`` retries)."""
         info, options = record.stored, self.options
         problems: list[str] = []
         damaged = False  # whether some attempt got bytes back, and they were bad
@@ -157,11 +168,10 @@ class ShardFetcher:
             with self._lock:
                 self.bytes_downloaded += len(data)
             problem = check_bytes(data, info, options.verify)
-            raw = None
             if problem is None:
-                raw, problem = _raw(data, record)
-            if raw is not None and problem is None:
-                return raw
+                problem = write_raw(data, record, tmp)
+            if problem is None:
+                return
             damaged = True
             problems.append(f"attempt {attempt + 1}: {problem}")
             log.warning("downloaded shard %s is bad (%s); refetching", self.url(record), problem)
