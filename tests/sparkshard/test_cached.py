@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -82,3 +86,35 @@ def test_in_memory_frames_and_writer_settings_get_their_own_entries(
     assert sparkshard.cache(one, cache_dir).reused
     other = sparkshard.cache(one, cache_dir, compression=None)
     assert not other.reused and other.key != a.key
+
+
+_OTHER_RUN = """
+import json, os, sys
+from pyspark.sql import SparkSession
+import sparkshard
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+df = spark.read.parquet(sys.argv[1]).where("id % 2 = 0").selectExpr("id", "id * 3 AS x")
+cached = sparkshard.cache(df, sys.argv[2])
+print(json.dumps({"key": cached.key, "reused": cached.reused}))
+spark.stop()
+"""
+
+
+@pytest.mark.slow
+def test_another_process_finds_the_same_entry(spark: Any, tmp_path: Path) -> None:
+    """The key holds no object identity or expression ids: a later run reuses the shards."""
+    source, cache_dir = tmp_path / "src", tmp_path / "cache"
+    source.mkdir()
+    pq.write_table(pa.table({"id": np.arange(0, 30)}), source / "part-0.parquet")
+    here = sparkshard.cache(
+        spark.read.parquet(str(source)).where("id % 2 = 0").selectExpr("id", "id * 3 AS x"),
+        cache_dir,
+    )
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    proc = subprocess.run(
+        [sys.executable, "-c", _OTHER_RUN, str(source), str(cache_dir)],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    there = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert there == {"key": here.key, "reused": True}
