@@ -129,8 +129,7 @@ def _source(
         path = Path(local) / split if split else Path(local)
         return _LocalSource(path, columns, bool(verify_hashes), allow_unsafe)
     url = f"{remote.rstrip('/')}/{split}" if split else remote
-    cloud = "://" in url and not url.startswith("file://")  # (no client needed to tell)
-    in_place = None if cloud else open_store(url, cache.storage_options).local_path("")
+    in_place = None if _is_cloud(url) else open_store(url, cache.storage_options).local_path("")
     if in_place is not None and (local is None or _same_dir(local, remote)):
         return _LocalSource(Path(in_place), columns, bool(verify_hashes), allow_unsafe)
     if local is None:
@@ -148,6 +147,11 @@ def _source(
         verify_cached=bool(verify_hashes),
     )
     return RemoteSource(settings, columns, allow_unsafe, cache.processes)
+
+
+def _is_cloud(url: str | None) -> bool:
+    """Whether ``url`` names object storage (read by a cloud client), not a local path."""
+    return url is not None and "://" in url and not url.startswith("file://")
 
 
 def _same_dir(a: str, b: str) -> bool:
@@ -260,6 +264,8 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             raise ValueError(f"batch_size must be >= 1 sample per rank, got {batch_size}")
         self._source: _Source = source
         self._reader_handle: _Reader | None = reader
+        remotes = [remote] if streams is None else [s.remote for s in streams]
+        self._cloud = any(_is_cloud(r) for r in remotes)
         self._pid = os.getpid()
         self.version = self._reader_handle.version
         self.shard_sizes = np.asarray(self._reader_handle.shard_sizes, np.int64)
@@ -294,6 +300,15 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             reader = self._reader_handle = self._source.open(self.version)
             self._pid = os.getpid()
         return reader
+
+    @property
+    def multiprocessing_context(self) -> str | None:
+        """The start method DataLoader workers of this dataset need, None if any will do.
+
+        ``"forkserver"`` for object storage: its client's I/O threads do not survive fork(),
+        and this process has used the client (it read the remote index).
+        """
+        return "forkserver" if self._cloud else None
 
     # --- sizes and random access ----------------------------------------------------------
     def partition(self, start: int = 0, topology: Topology | None = None) -> EpochPartition:

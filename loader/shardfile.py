@@ -41,6 +41,7 @@ class ShardFile:
         self._encodings = [get_encoding(e) for e in record.column_encodings]
         self._sizes = list(record.column_sizes)
         self._nvar = sum(1 for s in self._sizes if s is None)
+        self._width = int(sum(s for s in self._sizes if s is not None))  # fixed bytes per sample
         self._where = {name: i for i, name in enumerate(record.column_names)}
 
     def close(self) -> None:
@@ -56,6 +57,8 @@ class ShardFile:
         """Stored bytes of the samples ``js`` (what reading them touches)."""
         if isinstance(js, int):
             return int(self._offsets[js + 1] - self._offsets[js])
+        if self._nvar == 0:  # every sample has the same size
+            return len(js) * self._width
         return int((self._offsets[js + 1] - self._offsets[js]).sum())
 
     def raw(self, j: int) -> bytes:

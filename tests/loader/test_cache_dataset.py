@@ -77,6 +77,7 @@ def test_workers_share_a_cache_of_a_few_shards(remote_dir: Path, tmp_path: Path)
         remote=_url(remote_dir), local=str(cache), batch_size=32, cache_limit=limit
     )
     assert ds[5]["id"] == 5  # the parent maps a shard before forking its workers
+    assert ds.multiprocessing_context is None  # file:// needs no cloud client: fork is fine
     loader = StreamingDataLoader(ds, num_workers=2)
     ids = [int(i) for batch in loader for i in batch["id"]]
     assert sorted(set(ids)) == list(range(N)) and len(ids) == len(loader) * 32

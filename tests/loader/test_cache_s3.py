@@ -55,8 +55,8 @@ def test_spark_to_s3_then_two_workers_stream_it_through_a_small_cache(
         cache_limit=limit,
     )
     ids, triples, texts = [], [], []
-    # This process has used the S3 client (the driver committed the write), and its I/O
-    # threads do not survive fork(): workers start from a fresh forkserver instead.
+    # This process has used the S3 client, whose I/O threads do not survive fork().
+    assert ds.multiprocessing_context == "forkserver"
     loader = StreamingDataLoader(ds, num_workers=2, multiprocessing_context="forkserver")
     for batch in loader:
         ids += batch["id"].tolist()
