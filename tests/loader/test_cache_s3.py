@@ -165,3 +165,20 @@ def test_a_flipped_byte_in_s3_is_refetched_then_named(s3_server: Any, tmp_path: 
     with pytest.raises(CorruptShardError, match=rf"{key} downloaded from {url}/{key}.*2 attempts"):
         list(ds)
     assert ds.io_counters()["bytes_downloaded"] >= 2 * len(data)
+
+
+def test_a_shard_deleted_from_s3_mid_epoch_is_named(s3_server: Any, tmp_path: Path) -> None:
+    url, options = f"{s3_server.new_bucket()}/ds", s3_server.storage_options
+    schema = pa.schema([pa.field("id", pa.int64(), False)])
+    with ShardWriter(url, size_limit=800, storage_options=options) as writer:
+        writer.write_batch(pa.table({"id": np.arange(300)}, schema=schema))
+    ds = StreamingDataset(
+        remote=url, local=str(tmp_path), storage_options=options, batch_size=20, prefetch_bytes=1
+    )
+    batches = ds.iter_batches()
+    next(batches)
+    store = open_store(url, options)
+    key = read_index(store).shards[-1].stored.basename
+    store.delete(key)
+    with pytest.raises(FileNotFoundError, match=rf"{key} is missing from {url}/{key}: the remote"):
+        list(batches)
