@@ -30,13 +30,13 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from loader.eviction import CacheEntry, eviction_victims
 from sparkshard.format.index import ShardRecord
 from sparkshard.storage import write_atomically
 
-__all__ = ["CacheEntry", "Lease", "ShardCache", "eviction_victims", "namespace_name"]
+__all__ = ["Lease", "ShardCache", "namespace_name", "shard_key"]
 
 log = logging.getLogger(__name__)
 _POLL = 0.02  # seconds between attempts to get a lock or room
@@ -55,32 +55,6 @@ def shard_key(record: ShardRecord) -> str:
     described = [record.raw_data.to_json(), record.zip_data.to_json() if record.zip_data else None]
     digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
     return f"{digest}-{record.raw_data.basename.replace('/', '~')}"
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    """One placed shard file as the accounting sees it."""
-
-    key: str
-    size: int
-    last_used: int  # mtime in ns
-
-
-def eviction_victims(
-    entries: list[CacheEntry], to_free: int, held: set[str] | frozenset[str] = frozenset()
-) -> list[CacheEntry]:
-    """Least recently used entries, skipping ``held`` ones, until ``to_free`` bytes are covered.
-
-    The shortest such LRU prefix; every evictable entry when even they do not cover it.
-    """
-    victims, freed = [], 0
-    for entry in sorted(entries, key=lambda e: (e.last_used, e.key)):
-        if freed >= to_free:
-            break
-        if entry.key not in held:
-            victims.append(entry)
-            freed += entry.size
-    return victims
 
 
 class Lease:

@@ -113,6 +113,8 @@ class CachedReader(DatasetReader):
         self._shards: OrderedDict[int, ShardFile] = OrderedDict()
         self._leases: dict[int, Lease] = {}
         self._open_bytes = 0
+        self._opened: set[int] = set()  # shards this reader has opened (to notice refetches)
+        self._warned = False
         self._readahead: Readahead | None = None
         self._share: int | None = None
         self.set_processes(processes)
@@ -140,6 +142,7 @@ class CachedReader(DatasetReader):
     def prefetch(self, batches: Iterable[np.ndarray], processes: int) -> None:
         """Fetch the shards of ``batches`` (this process's upcoming batches of sample ids)."""
         self.set_processes(processes)
+        self._opened.clear()  # a new epoch reads its shards again: not a refetch
         if self._readahead is None:
             records = self.index.shards
             self._readahead = Readahead(
@@ -171,6 +174,8 @@ class CachedReader(DatasetReader):
         record = self.index.shards[i]
         self._make_room(record.raw_data.bytes)
         lease = self.cache.lease(record)
+        if lease is None and i in self._opened:
+            self._refetching(i)
         for _ in range(3):  # evicted again before we could open it: only under heavy pressure
             if lease is not None:
                 break
@@ -190,10 +195,23 @@ class CachedReader(DatasetReader):
             lease.close()
             raise
         self._shards[i], self._leases[i] = opened, lease
+        self._opened.add(i)
         self._open_bytes += record.raw_data.bytes
         if self._readahead is not None:
             self._readahead.consumed(i)
         return opened
+
+    def _refetching(self, i: int) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "shard %s was evicted from %s before this process was done with it and is "
+                "downloaded again; cache_limit=%s holds too few shards for the batches (or the "
+                "shuffle block) being read: raise it or lower shuffle_block_size",
+                self.index.shards[i].raw_data.basename,
+                self.cache.root,
+                self.cache.limit,
+            )
 
     def _fetch(self, i: int) -> None:
         """Shard ``i`` placed in the cache: the read-ahead's fetch, or one made right now."""

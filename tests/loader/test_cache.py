@@ -16,8 +16,9 @@ from conftest import write_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loader.cache import CacheEntry, ShardCache, eviction_victims
+from loader.cache import ShardCache
 from loader.download import DownloadOptions, ShardFetcher
+from loader.eviction import CacheEntry, eviction_victims
 from sparkshard.format.compression import parse_compression
 from sparkshard.format.index import ShardRecord
 from sparkshard.storage import Store, open_store

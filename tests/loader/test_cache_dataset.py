@@ -111,6 +111,25 @@ def test_a_cache_limit_too_small_to_progress_is_refused(remote_dir: Path, tmp_pa
         next(ds.iter_batches())
 
 
+def test_a_cache_too_small_for_the_shuffle_block_refetches_and_says_so(
+    remote_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    limit = 2 * _largest_raw(remote_dir)  # room to read one shard: every batch spans ten
+    ds = StreamingDataset(
+        remote=_url(remote_dir),
+        local=str(tmp_path),
+        batch_size=100,
+        shuffle=True,
+        cache_limit=limit,
+    )
+    with caplog.at_level(logging.WARNING, logger="loader.remote"):
+        ids = _epoch(ds)["id"]
+    assert sorted(ids.tolist()) == list(range(N))  # slow, but right
+    assert caplog.text.count("is downloaded again") == 1  # said once
+    stored = sum(s["zip_data"]["bytes"] for s in _index(remote_dir)["shards"])
+    assert ds.io_counters()["bytes_downloaded"] > 2 * stored
+
+
 def test_local_only_data_is_never_deleted(
     remote_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
