@@ -26,7 +26,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["main"]
@@ -36,15 +37,15 @@ _ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception)): (.+)$")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _show_progress()
-    try:
-        return int(args.run(args))
-    except KeyboardInterrupt:
-        print(f"sparkshard {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        print(f"sparkshard {args.command}: error: {one_line(exc)}", file=sys.stderr)
-        return 1
+    with _progress_lines():
+        try:
+            return int(args.run(args))
+        except KeyboardInterrupt:
+            print(f"sparkshard {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            print(f"sparkshard {args.command}: error: {one_line(exc)}", file=sys.stderr)
+            return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -197,15 +198,24 @@ def _columns(items: Sequence[str]) -> dict[str, str] | None:
     return columns or None
 
 
-def _show_progress() -> None:
-    """Print the library's progress log lines (sparkshard logs; only the CLI prints)."""
+@contextmanager
+def _progress_lines() -> Iterator[None]:
+    """Print the library's progress log lines while a command runs (only the CLI prints).
+
+    The handler is removed afterwards, so calling ``main`` in-process (tests, notebooks)
+    leaves logging as it was and never writes to a stream that has been closed since.
+    """
     logger = logging.getLogger("sparkshard")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("sparkshard: %(message)s"))
+    level = logger.level
     logger.setLevel(logging.INFO)
-    if not any(getattr(h, "sparkshard_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("sparkshard: %(message)s"))
-        handler.sparkshard_cli = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def one_line(exc: BaseException) -> str:
