@@ -16,8 +16,9 @@ Two epochs each: in index order, and shuffled with a shuffle block of about 4 sh
 same ``shuffle_block_size`` for both; a block spanning the whole dataset would make the first
 batch wait for every shard). MB/s = stored (compressed) bytes of the dataset / wall time of
 the epoch, construction included. Each side runs in a fresh process; the best of
-``--repeats`` counts. The data is W3 (256 KiB rows, half random, half zeros) in zstd shards
-of 16 MB raw, so the epoch is bound by the download path, not by decoding.
+``--repeats`` counts. The data is W3 (256 KiB rows, half random, half zeros) in shards of
+16 MB raw (zstd, or ``--compression none``), so the epoch is bound by the download path,
+not by decoding.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("moto_server did not start within 60 s")
 
 
-def upload_dataset(endpoint: str, name: str, rows: int) -> tuple[str, int, int]:
+def upload_dataset(
+    endpoint: str, name: str, rows: int, compression: str | None = "zstd"
+) -> tuple[str, int, int]:
     """Workload ``name`` with ``rows`` rows written straight to the bucket; (URL, stored
     bytes, samples in the first shard)."""
     import boto3
@@ -146,9 +149,9 @@ def upload_dataset(endpoint: str, name: str, rows: int) -> tuple[str, int, int]:
     ).create_bucket(Bucket=BUCKET)
     table = workload(name, rows)
     table = table.cast(pa.schema([f.with_nullable(False) for f in table.schema]))
-    url = f"s3://{BUCKET}/{name}-{rows}"
+    url = f"s3://{BUCKET}/{name}-{rows}-{compression}"
     options = {"endpoint_url": endpoint, **KEYS}
-    with ShardWriter(url, compression="zstd", size_limit="16MB", storage_options=options) as w:
+    with ShardWriter(url, compression=compression, size_limit="16MB", storage_options=options) as w:
         w.write_batch(table)
     from sparkshard.storage import open_store
     from sparkshard.versions import read_index
@@ -162,6 +165,7 @@ def run(args: list[str]) -> None:
     parser.add_argument("--rows", type=int, default=1500, help="W3 rows (256 KiB each)")
     parser.add_argument("--threads", type=int, default=8, help="concurrent GETs (ours, raw)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--compression", default="zstd", help="shard compression, or 'none'")
     parser.add_argument("--skip-mosaic", action="store_true")
     opts = parser.parse_args(args)
     peer = None if opts.skip_mosaic else mosaic_python()
@@ -169,7 +173,8 @@ def run(args: list[str]) -> None:
         print("the Mosaic peer venv is missing (make setup): Mosaic columns will read 0")
     server, endpoint = start_server()
     try:
-        url, stored, per_shard = upload_dataset(endpoint, "w3", opts.rows)
+        compression = None if opts.compression == "none" else opts.compression
+        url, stored, per_shard = upload_dataset(endpoint, "w3", opts.rows, compression)
         print(f"dataset: {url}, {stored / 1e6:.0f} MB stored; {machine_note()}")
         orders = {
             "in order": {"shuffle": False},
