@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +40,40 @@ def first_uses(batches: Iterable[np.ndarray], starts: np.ndarray) -> Iterator[in
                 yield shard
 
 
+class _Workers:
+    """A few daemon threads running submitted calls. Unlike ThreadPoolExecutor's, they do not
+    hold up interpreter exit to finish queued prefetches (an interrupted fetch is cleaned up by
+    the cache like a crashed one)."""
+
+    def __init__(self, threads: int) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"sparkshard-fetch-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[[int], object], arg: int) -> Future[object]:
+        future: Future[object] = Future()
+        self._queue.put((future, fn, arg))
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, arg = item
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued
+            try:
+                future.set_result(fn(arg))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+
+
 class Readahead:
     """Downloads shards ahead of the reader with ``threads`` threads within a byte budget.
 
@@ -57,7 +93,7 @@ class Readahead:
     ) -> None:
         self._fetch, self._cached, self._is_open = fetch, cached, is_open
         self._cost, self._budget = cost, budget
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sparkshard-fetch")
+        self._pool = _Workers(threads)
         self._cond = threading.Condition()
         self._futures: dict[int, Future[object]] = {}
         self._ahead: dict[int, int] = {}  # shard -> bytes: passed, not yet opened by the reader
@@ -134,4 +170,7 @@ class Readahead:
             self._closed = True
             self._plan += 1
             self._cond.notify_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+            pending = list(self._futures.values())
+        for future in pending:
+            future.cancel()  # those not started yet
+        self._pool.stop()
