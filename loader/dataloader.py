@@ -145,6 +145,9 @@ class StreamingDataLoader(DataLoader[Any]):
                 "fields= and batch_transform= apply on the batch path; with a "
                 "collate_fn, transform the samples in collate_fn instead"
             )
+        if num_workers > 0 and kwargs.get("multiprocessing_context") is None:
+            # Object-storage clients do not survive fork(): start such workers another way.
+            kwargs["multiprocessing_context"] = dataset.multiprocessing_context
         context = kwargs.get("multiprocessing_context")
         if transforms and num_workers > 0 and _start_method(context) != "fork":
             check_picklable(transforms)

@@ -57,7 +57,9 @@ def test_spark_to_s3_then_two_workers_stream_it_through_a_small_cache(
     ids, triples, texts = [], [], []
     # This process has used the S3 client, whose I/O threads do not survive fork().
     assert ds.multiprocessing_context == "forkserver"
-    loader = StreamingDataLoader(ds, num_workers=2, multiprocessing_context="forkserver")
+    loader = StreamingDataLoader(ds, num_workers=2)  # the loader picks forkserver itself
+    assert loader.multiprocessing_context is not None
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
     for batch in loader:
         ids += batch["id"].tolist()
         triples += batch["triple"].tolist()
