@@ -23,8 +23,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from torch.utils.data import IterableDataset
@@ -35,130 +34,16 @@ from loader.mixing import parse_epoch_size
 from loader.mixture import Mixture
 from loader.order import EpochOrder, OrderSettings
 from loader.partition import EpochPartition
-from loader.remote import RemoteSettings, RemoteSource
+from loader.source import CacheArgs, Reader, Source, is_cloud, open_source
 from loader.state import Fingerprint, ResumeState
 from loader.stream import Stream
 from loader.topology import Topology
-from sparkshard.sizes import parse_size
-from sparkshard.storage import open_store
 
 __all__ = ["StreamingDataset"]
 
 logger = logging.getLogger(__name__)
 
 _MOSAIC_ALGOS = ("naive", "py1b", "py1br", "py1e", "py1s", "py2s")
-
-
-class _Reader(Protocol):
-    num_samples: int
-    shard_sizes: np.ndarray
-    version: int | None
-    fingerprint: str
-
-    @property
-    def bytes_read(self) -> int: ...
-
-    def get(self, index: int) -> dict[str, Any]: ...
-    def get_batch(self, ids: np.ndarray) -> dict[str, Any]: ...
-    def close(self) -> None: ...
-    def abandon(self) -> None: ...
-
-
-class _Source(Protocol):
-    """Where shards come from: a local directory, or a remote one through a cache."""
-
-    @property
-    def per_process(self) -> bool:  # whether each process (e.g. a forked worker) opens its own
-        ...
-
-    def open(self, version: int | None) -> _Reader: ...
-
-
-@dataclass(frozen=True)
-class _LocalSource:
-    """A dataset directory on a local (or mounted) file system."""
-
-    path: Path
-    columns: tuple[str, ...] | None = None
-    verify_hashes: bool = False
-    allow_unsafe_pickle: bool = False
-    per_process = False
-
-    def open(self, version: int | None) -> _Reader:
-        from loader.reader import DatasetReader
-
-        return DatasetReader(
-            self.path,
-            version=version,
-            columns=self.columns,
-            verify_hashes=self.verify_hashes,
-            allow_unsafe_pickle=self.allow_unsafe_pickle,
-        )
-
-
-@dataclass(frozen=True)
-class _CacheArgs:
-    """The remote-streaming arguments of the constructor, passed on together."""
-
-    cache_limit: int | str | None
-    storage_options: Mapping[str, Any] | None
-    download: DownloadOptions
-    processes: int  # reading processes of this node that share the cache (ranks per node)
-
-
-def _source(
-    remote: str | None,
-    local: str | None,
-    split: str | None,
-    columns: tuple[str, ...] | None,
-    verify_hashes: bool | None,
-    allow_unsafe: bool,
-    cache: _CacheArgs,
-) -> _Source:
-    """A local directory read in place, or a remote dataset read through a cache in ``local``."""
-    if local is None and remote is None:
-        raise ValueError("StreamingDataset needs local= (a dataset directory) or remote=")
-    if remote is None:
-        assert local is not None
-        if cache.cache_limit is not None:
-            logger.warning(
-                "cache_limit is ignored without remote=: %s exists only locally and nothing "
-                "is ever deleted from it",
-                local,
-            )
-        path = Path(local) / split if split else Path(local)
-        return _LocalSource(path, columns, bool(verify_hashes), allow_unsafe)
-    url = f"{remote.rstrip('/')}/{split}" if split else remote
-    in_place = None if _is_cloud(url) else open_store(url, cache.storage_options).local_path("")
-    if in_place is not None and (local is None or _same_dir(local, remote)):
-        return _LocalSource(Path(in_place), columns, bool(verify_hashes), allow_unsafe)
-    if local is None:
-        raise ValueError(
-            f"remote={remote!r} needs local=<a directory on local disk> to cache its shards in "
-            "(several datasets and processes may share one)"
-        )
-    limit = None if cache.cache_limit is None else parse_size(cache.cache_limit, what="cache_limit")
-    settings = RemoteSettings(
-        url.rstrip("/"),
-        Path(local).expanduser().absolute(),
-        limit,
-        dict(cache.storage_options or {}),
-        cache.download,
-        verify_cached=bool(verify_hashes),
-    )
-    return RemoteSource(settings, columns, allow_unsafe, cache.processes)
-
-
-def _is_cloud(url: str | None) -> bool:
-    """Whether ``url`` names object storage (read by a cloud client), not a local path."""
-    return url is not None and "://" in url and not url.startswith("file://")
-
-
-def _same_dir(a: str, b: str) -> bool:
-    def norm(p: str) -> Path:
-        return Path(p.removeprefix("file://")).expanduser().absolute()
-
-    return norm(a) == norm(b)
 
 
 @dataclass
@@ -231,24 +116,24 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             verify=verify_hashes is not False,
             threads=download_threads,
         )
-        cache = _CacheArgs(cache_limit, storage_options, download, topology.ranks_per_node)
+        cache = CacheArgs(cache_limit, storage_options, download, topology.ranks_per_node)
         cols = tuple(columns) if columns is not None else None
         self._mixture: Mixture | None = None
         if streams is None:
             if epoch_size is not None:
                 raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
-            source: _Source = _source(
+            source: Source = open_source(
                 remote, local, split, cols, verify_hashes, allow_unsafe_types, cache
             )
-            reader: _Reader = source.open(version)
+            reader: Reader = source.open(version)
         else:
             if remote is not None or local is not None or version is not None:
                 raise ValueError("with streams=, give remote=/local=/version= on each Stream")
 
-            def stream_source(s: Stream) -> _Source:
+            def stream_source(s: Stream) -> Source:
                 verify = verify_hashes if s.verify_hashes is None else s.verify_hashes
                 where = (s.remote, s.local, s.split or split)
-                return _source(*where, cols, verify, allow_unsafe_types, cache)
+                return open_source(*where, cols, verify, allow_unsafe_types, cache)
 
             self._mixture, source, reader = Mixture.open(
                 streams,
@@ -262,10 +147,10 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             shuffle_algo = "block"
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 sample per rank, got {batch_size}")
-        self._source: _Source = source
-        self._reader_handle: _Reader | None = reader
+        self._source: Source = source
+        self._reader_handle: Reader | None = reader
         remotes = [remote] if streams is None else [s.remote for s in streams]
-        self._cloud = any(_is_cloud(r) for r in remotes)
+        self._cloud = any(is_cloud(r) for r in remotes)
         self._pid = os.getpid()
         self.version = self._reader_handle.version
         self.shard_sizes = np.asarray(self._reader_handle.shard_sizes, np.int64)
@@ -291,7 +176,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         return state
 
     @property
-    def _reader(self) -> _Reader:
+    def _reader(self) -> Reader:
         reader = self._reader_handle
         if reader is not None and self._source.per_process and self._pid != os.getpid():
             reader.abandon()  # inherited through fork: the parent's, not ours
@@ -370,7 +255,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         return order.ids_run(first, stride, part.batch_size)
 
     def _read_ahead(
-        self, reader: _Reader, part: EpochPartition, topo: Topology, steps: range
+        self, reader: Reader, part: EpochPartition, topo: Topology, steps: range
     ) -> None:
         """Tell a caching reader which batches this process reads next, so it fetches ahead."""
         prefetch = getattr(reader, "prefetch", None)
