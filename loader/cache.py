@@ -107,6 +107,7 @@ class ShardCache:
         marker = self.root / "remote.txt"
         if not marker.exists():
             write_atomically(marker, remote_url.encode("utf-8"))
+        self._reserved()  # a killed fetcher may have placed its shard but left its lock behind
 
     def __repr__(self) -> str:
         return f"ShardCache({str(self.root)!r}, limit={self.limit})"
@@ -245,10 +246,12 @@ class ShardCache:
         return out
 
     def usage(self) -> int:
-        """Bytes of placed shards plus bytes reserved by fetches in progress (any process).
+        """Bytes of placed shards plus bytes reserved by fetches in progress (any process)."""
+        return self._reserved() + sum(e.size for e in self.entries())
 
-        Fetch locks whose owner died are removed on the way, with their partial data.
-        """
+    def _reserved(self) -> int:
+        """Bytes reserved by fetches in progress; fetch locks whose owner died are removed on
+        the way, with their partial data."""
         reserved = 0
         with os.scandir(self._fetch) as it:
             names = [item.name for item in it if not item.name.endswith(".tmp")]
@@ -270,7 +273,7 @@ class ShardCache:
                     (self._fetch / f"{name}.tmp").unlink(missing_ok=True)
             finally:
                 os.close(fd)
-        return reserved + sum(e.size for e in self.entries())
+        return reserved
 
     def _evict(self, to_free: int) -> int:
         """Delete LRU shards that nobody reads until ``to_free`` bytes are freed; bytes freed."""

@@ -194,3 +194,18 @@ def test_a_dead_fetchers_lock_does_not_block_the_same_shard(remote: str, tmp_pat
         child.wait()
     assert fetcher.fetch(records[5]) is True  # straight away: the lock died with its owner
     assert fetcher.cache.path(records[5]).read_bytes() == _raw(store, records[5])
+
+
+def test_opening_the_cache_sweeps_locks_of_fetchers_that_died_after_placing(
+    remote: str, tmp_path: Path
+) -> None:
+    store, records = _records(remote)
+    fetcher = _fetcher(tmp_path, remote, None)
+    assert fetcher.fetch(records[3]) is True
+    # A fetcher killed between renaming its shard into place and removing its lock (no
+    # process holds the lock): the shard is cached, so nobody would fetch it again.
+    lock = fetcher.cache.root / "fetch" / fetcher.cache.path(records[3]).name
+    lock.write_text(str(records[3].raw_data.bytes))
+    ShardCache(tmp_path, remote, None)  # the next run opens the cache
+    assert not lock.exists()
+    assert fetcher.cache.path(records[3]).read_bytes() == _raw(store, records[3])
