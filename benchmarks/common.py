@@ -173,6 +173,24 @@ def run_child(
     return ChildResult(result, seconds, peak)
 
 
+def mosaic_first_batch(ds: Any, batch_size: int, sample_in_epoch: int | None) -> None:
+    """Mosaic's StreamingDataLoader over ``ds`` (in the peer venv), resumed at
+    ``sample_in_epoch`` of epoch 0 if given, up to its first batch: Mosaic's start-up."""
+    from streaming import StreamingDataLoader
+
+    loader = StreamingDataLoader(ds, batch_size=batch_size, num_workers=0)
+    if sample_in_epoch is not None:
+        state = {
+            "epoch": 0,
+            "sample_in_epoch": sample_in_epoch,
+            "num_canonical_nodes": 1,
+            "shuffle_seed": ds.shuffle_seed,
+            "initial_physical_nodes": 1,
+        }
+        loader.load_state_dict(state)
+    next(iter(loader))
+
+
 def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, resource.struct_rusage]:
     """Reap ``proc`` with its own rusage; kill it past ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_loader import BATCH, batch_quality, dataset_bytes
-from benchmarks.common import emit_result
+from benchmarks.common import emit_result, mosaic_first_batch
 
 
 def _dataset(path: str, **kwargs: Any) -> Any:
@@ -51,21 +51,11 @@ def epoch(path: str, workers: int, max_seconds: float) -> dict[str, Any]:
 
 def startup(path: str, resume_at: float | None) -> dict[str, Any]:
     import streaming  # noqa: F401  (imports are not part of start-up)
-    from streaming import StreamingDataLoader
 
     began = time.perf_counter()
     ds = _dataset(path)
-    loader = StreamingDataLoader(ds, batch_size=BATCH, num_workers=0)
-    if resume_at is not None:
-        state = {
-            "epoch": 0,
-            "sample_in_epoch": int(resume_at * ds.num_samples),
-            "num_canonical_nodes": 1,
-            "shuffle_seed": ds.shuffle_seed,
-            "initial_physical_nodes": 1,
-        }
-        loader.load_state_dict(state)
-    next(iter(loader))
+    at = None if resume_at is None else int(resume_at * ds.num_samples)
+    mosaic_first_batch(ds, BATCH, at)
     return {"seconds": time.perf_counter() - began, "num_samples": ds.num_samples}
 
 

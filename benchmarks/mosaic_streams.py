@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks.bench_loader import BATCH
 from benchmarks.bench_streams import PROPORTIONS
-from benchmarks.common import emit_result
+from benchmarks.common import emit_result, mosaic_first_batch
 
 
 def _dataset(dirs: list[str]) -> Any:
@@ -45,21 +45,11 @@ def epoch(dirs: list[str], workers: int, max_seconds: float) -> dict[str, Any]:
 
 def startup(dirs: list[str], resume_at: float | None) -> dict[str, Any]:
     import streaming  # noqa: F401  (imports are not part of start-up)
-    from streaming import StreamingDataLoader
 
     began = time.perf_counter()
     ds = _dataset(dirs)
-    loader = StreamingDataLoader(ds, batch_size=BATCH, num_workers=0)
-    if resume_at is not None:
-        state = {
-            "epoch": 0,
-            "sample_in_epoch": int(resume_at * ds.epoch_size),
-            "num_canonical_nodes": 1,
-            "shuffle_seed": ds.shuffle_seed,
-            "initial_physical_nodes": 1,
-        }
-        loader.load_state_dict(state)
-    next(iter(loader))
+    at = None if resume_at is None else int(resume_at * ds.epoch_size)
+    mosaic_first_batch(ds, BATCH, at)
     return {"seconds": time.perf_counter() - began, "epoch_size": int(ds.epoch_size)}
 
 
