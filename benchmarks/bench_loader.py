@@ -214,7 +214,7 @@ def startup(peer: Path | None, sizes: list[int]) -> None:
 
 
 def quality(peer: Path | None) -> None:
-    from loader.order import EpochOrder, OrderSettings
+    from loader.order.epoch import EpochOrder, OrderSettings
 
     shard_size, shards, labels = 5_000, 200, 100
     n = shard_size * shards

@@ -69,8 +69,8 @@ def s3_env(endpoint: str) -> dict[str, str]:
 
 
 def child_raw(url: str, endpoint: str, threads: int) -> dict[str, Any]:
+    from sparkshard.dataset.versions import read_index
     from sparkshard.storage import open_store
-    from sparkshard.versions import read_index
 
     store = open_store(url, {"endpoint_url": endpoint, **KEYS})
     keys = [s.stored.basename for s in read_index(store).shards]
@@ -153,8 +153,8 @@ def upload_dataset(
     options = {"endpoint_url": endpoint, **KEYS}
     with ShardWriter(url, compression=compression, size_limit="16MB", storage_options=options) as w:
         w.write_batch(table)
+    from sparkshard.dataset.versions import read_index
     from sparkshard.storage import open_store
-    from sparkshard.versions import read_index
 
     first = read_index(open_store(url, options)).shards[0].samples
     return url, w.info.bytes, first

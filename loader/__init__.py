@@ -1,23 +1,35 @@
 """loader: stream sparkshard (and Mosaic MDS) datasets into PyTorch training.
 
-Never imports pyspark; torch only in the dataset, dataloader and device glue.
+Never imports pyspark, nor the writing side of sparkshard (only its ``format``, ``storage``,
+``dataset`` and ``errors``); torch only in the dataset, dataloader and device glue, which
+load when first used::
+
+    loader/
+      options.py   ShuffleOptions, CacheOptions, DownloadOptions, Stream (validated once)
+      topology.py  where this process sits (the only reader of env / torch.distributed)
+      state.py     the resume state and its fingerprint
+      order/       pure: seeds, epoch order, partition, mix/ (weights, virtual shards, strata)
+      read/        the Reader protocol, sources, DatasetReader, mapped shards, mixtures
+      cache/       remote shards: cache directory, eviction, fetcher, read-ahead, reader
+      dataset.py  dataloader.py  device.py  transforms.py  stats.py   (the torch glue)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from loader.order import EpochOrder, OrderSettings
-from loader.partition import EpochPartition
-from loader.reader import DatasetReader
+from loader.options import CacheOptions, DownloadOptions, ShuffleOptions, Stream
+from loader.order import EpochOrder, EpochPartition, OrderSettings
+from loader.read import DatasetReader
 from loader.state import Fingerprint, ResumeState
 from loader.stats import LoaderStats
-from loader.stream import Stream
 from loader.topology import Topology
 from loader.transforms import FieldSpec
 
 __all__ = [
+    "CacheOptions",
     "DatasetReader",
+    "DownloadOptions",
     "EpochOrder",
     "EpochPartition",
     "FieldSpec",
@@ -25,6 +37,7 @@ __all__ = [
     "LoaderStats",
     "OrderSettings",
     "ResumeState",
+    "ShuffleOptions",
     "Stream",
     "StreamingDataLoader",
     "StreamingDataset",

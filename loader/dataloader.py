@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from loader.dataset import StreamingDataset
 from loader.device import DevicePlan, DevicePrefetcher, move_to
-from loader.partition import EpochPartition
+from loader.order.partition import EpochPartition
 from loader.stats import LoaderStats, StatsRecorder
 from loader.transforms import BatchTransforms, FieldSpec, check_picklable, to_numpy, to_torch
 
@@ -48,13 +48,9 @@ class _BatchView(IterableDataset[_Shipment]):
         self.dataset = dataset
 
     def __iter__(self) -> Iterator[_Shipment]:
-        counters = getattr(self.dataset, "io_counters", None)
-        before = counters() if counters is not None else None
+        before = self.dataset.io_counters()
         for batch in self.dataset.iter_batches():
-            if counters is None or before is None:
-                yield _Shipment(batch, None)
-                continue
-            after = counters()
+            after = self.dataset.io_counters()
             yield _Shipment(batch, {k: v - before.get(k, 0) for k, v in after.items()})
             before = after
 

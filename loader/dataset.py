@@ -3,8 +3,8 @@
 Semantics (the README says the same):
 
 - The global order of an epoch is a pure function of (dataset version, seed, epoch,
-  num_canonical_nodes, shuffle settings); see :mod:`loader.order`. Ranks and workers only pick
-  which positions they read (:mod:`loader.partition`): step ``t`` consumes positions
+  num_canonical_nodes, shuffle settings); see :mod:`loader.order.epoch`. Ranks and workers only pick
+  which positions they read (:mod:`loader.order.partition`): step ``t`` consumes positions
   ``[t*G, (t+1)*G)``, ``G = world size * batch_size``; every rank takes the same number of
   steps; worker ``w`` produces its rank's batches ``k = w (mod num_workers)``.
 - Each ``iter()`` is one epoch: the first is epoch 0 (or the loaded state's), the next one
@@ -13,7 +13,7 @@ Semantics (the README says the same):
   on any world size, batch size or worker count.
 - No shared memory, lock files or barriers: every process computes what it reads.
 - ``remote=`` (any URL :func:`sparkshard.storage.open_store` serves) with ``local=`` streams
-  through a shard cache in ``local`` (see :mod:`loader.remote`): each process fetches the
+  through a shard cache in ``local`` (see :mod:`loader.cache.reader`): each process fetches the
   shards of its own upcoming batches ahead of need, verified, within ``cache_limit``.
 """
 
@@ -22,28 +22,26 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from loader.download import DownloadOptions
-from loader.mixed_order import AnyOrder
-from loader.mixing import parse_epoch_size
-from loader.mixture import Mixture
-from loader.order import EpochOrder, OrderSettings
-from loader.partition import EpochPartition
-from loader.source import CacheArgs, Reader, Source, is_cloud, open_source
+from loader.options import CacheOptions, DownloadOptions, ShuffleOptions, Stream, options_from
+from loader.order.epoch import EpochOrder, OrderSettings
+from loader.order.mix import AnyOrder, Mixture
+from loader.order.mix.weights import parse_epoch_size
+from loader.order.partition import EpochPartition
+from loader.read.mixture import open_mixture
+from loader.read.protocol import Reader, Source
+from loader.read.source import ReadOptions, is_cloud, open_source
 from loader.state import Fingerprint, ResumeState
-from loader.stream import Stream
 from loader.topology import Topology
 
 __all__ = ["StreamingDataset"]
 
 logger = logging.getLogger(__name__)
-
-_MOSAIC_ALGOS = ("naive", "py1b", "py1br", "py1e", "py1s", "py2s")
 
 
 @dataclass
@@ -73,7 +71,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     at a time; :meth:`iter_batches` (what :class:`StreamingDataLoader` uses) yields this
     rank's batches as dicts of arrays. ``topology`` overrides the detected rank/worker layout.
 
-    ``streams=[Stream(...), ...]`` mixes several datasets instead (:mod:`loader.mixture`):
+    ``streams=[Stream(...), ...]`` mixes several datasets instead (:mod:`loader.read.mixture`):
     ``epoch_size``, ``batching_method`` (``"random"`` or ``"stratified"``) and
     ``sampling_method`` (``"balanced"`` or ``"fixed"``) as in Mosaic; ``split`` and
     ``verify_hashes`` are defaults for the streams, the other options apply to every stream.
@@ -87,9 +85,9 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         split: str | None = None,
         version: int | None = None,
         batch_size: int | None = None,
-        shuffle: bool = False,
-        shuffle_seed: int = 9176,
-        shuffle_algo: str = "block",
+        shuffle: bool | ShuffleOptions = False,
+        shuffle_seed: int | None = None,
+        shuffle_algo: str | None = None,
         shuffle_block_size: int | None = None,
         num_canonical_nodes: int | None = None,
         drop_last: bool = False,
@@ -97,74 +95,85 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         verify_hashes: bool | None = None,
         allow_unsafe_types: bool = False,
         topology: Topology | None = None,
+        cache: CacheOptions | None = None,
         cache_limit: int | str | None = None,
         storage_options: Mapping[str, Any] | None = None,
-        download_retry: int = 2,
-        download_timeout: float = 60.0,
-        download_threads: int = 8,
-        prefetch_bytes: int | str = "512MB",
+        download: DownloadOptions | None = None,
+        download_retry: int | None = None,
+        download_timeout: float | None = None,
+        download_threads: int | None = None,
+        prefetch_bytes: int | str | None = None,
         streams: Sequence[Stream] | None = None,
         epoch_size: int | str | None = None,
         batching_method: str = "random",
         sampling_method: str = "balanced",
     ) -> None:
-        topology = topology if topology is not None else Topology.detect()
-        download = DownloadOptions.of(
-            prefetch_bytes,
-            retries=download_retry,
-            timeout=download_timeout,
-            verify=verify_hashes is not False,
-            threads=download_threads,
+        shuffling = _shuffle_options(
+            shuffle, shuffle_seed, shuffle_algo, shuffle_block_size, num_canonical_nodes
         )
-        cache = CacheArgs(cache_limit, storage_options, download, topology.ranks_per_node)
-        cols = tuple(columns) if columns is not None else None
+        caching = options_from(
+            CacheOptions, cache, "cache", {"cache_limit": ("limit", cache_limit)}
+        )
+        downloading = options_from(
+            DownloadOptions,
+            download,
+            "download",
+            {
+                "download_retry": ("retries", download_retry),
+                "download_timeout": ("timeout", download_timeout),
+                "download_threads": ("threads", download_threads),
+                "prefetch_bytes": ("prefetch_bytes", prefetch_bytes),
+            },
+        )
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 sample per rank, got {batch_size}")
+        topology = topology if topology is not None else Topology.detect()
+        options = ReadOptions(
+            tuple(columns) if columns is not None else None,
+            verify_hashes,
+            allow_unsafe_types,
+            caching,
+            downloading,
+            dict(storage_options or {}),
+            topology.ranks_per_node,
+        )
         self._mixture: Mixture | None = None
         if streams is None:
             if epoch_size is not None:
                 raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
-            source: Source = open_source(
-                remote, local, split, cols, verify_hashes, allow_unsafe_types, cache
-            )
+            source: Source = open_source(remote, local, split, options)
             reader: Reader = source.open(version)
         else:
             if remote is not None or local is not None or version is not None:
                 raise ValueError("with streams=, give remote=/local=/version= on each Stream")
 
             def stream_source(s: Stream) -> Source:
-                verify = verify_hashes if s.verify_hashes is None else s.verify_hashes
-                where = (s.remote, s.local, s.split or split)
-                return open_source(*where, cols, verify, allow_unsafe_types, cache)
+                return open_source(
+                    s.remote, s.local, s.split or split, options.with_verify(s.verify_hashes)
+                )
 
-            self._mixture, source, reader = Mixture.open(
+            self._mixture, source, reader = open_mixture(
                 streams,
                 stream_source,
                 epoch_size=parse_epoch_size(epoch_size),
                 batching_method=batching_method,
                 sampling_method=sampling_method,
             )
-        if shuffle_algo in _MOSAIC_ALGOS:
-            logger.warning("shuffle_algo=%r is Mosaic's; using 'block' instead", shuffle_algo)
-            shuffle_algo = "block"
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 sample per rank, got {batch_size}")
         self._source: Source = source
         self._reader_handle: Reader | None = reader
         remotes = [remote] if streams is None else [s.remote for s in streams]
         self._cloud = any(is_cloud(r) for r in remotes)
         self._pid = os.getpid()
-        self.version = self._reader_handle.version
-        self.shard_sizes = np.asarray(self._reader_handle.shard_sizes, np.int64)
-        self.num_samples = int(self._reader_handle.num_samples)
+        self.version = reader.version
+        self.shard_sizes = np.asarray(reader.shard_sizes, np.int64)
+        self.num_samples = int(reader.num_samples)
         self.epoch_size = self._mixture.epoch_size if self._mixture else self.num_samples
-        self._dataset_fingerprint = self._reader_handle.fingerprint
+        self._dataset_fingerprint = reader.fingerprint
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.topology = topology
-        self._explicit_nodes = num_canonical_nodes is not None
-        self._explicit_block = shuffle_block_size is not None
-        nodes = num_canonical_nodes if num_canonical_nodes is not None else self.topology.nodes
-        block = shuffle_block_size or max(4_000_000 // nodes, 1 << 18)
-        self.order_settings = OrderSettings(shuffle_seed, nodes, shuffle, block, shuffle_algo)
+        self.shuffle_options = shuffling
+        self.order_settings = shuffling.order_settings(topology.nodes)
         self._epoch, self._start = 0, 0
         self._progress: _Progress | None = None
         self._order: AnyOrder | None = None
@@ -233,8 +242,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         reader = self._reader_handle
         if reader is None:
             return {"bytes_read": 0, "bytes_downloaded": 0}
-        downloaded = int(getattr(reader, "bytes_downloaded", 0))
-        return {"bytes_read": int(reader.bytes_read), "bytes_downloaded": downloaded}
+        return reader.io_counters()
 
     # --- iteration ----------------------------------------------------------------------
     def _begin(self) -> tuple[AnyOrder, EpochPartition, Topology, range]:
@@ -258,13 +266,12 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self, reader: Reader, part: EpochPartition, topo: Topology, steps: range
     ) -> None:
         """Tell a caching reader which batches this process reads next, so it fetches ahead."""
-        prefetch = getattr(reader, "prefetch", None)
-        if prefetch is None or self._progress is None:
+        if not reader.fetches_ahead or self._progress is None:
             return
         # The read-ahead runs in its own thread: give it its own (lazily cached) order.
         order = self._new_order(self._progress.epoch)
         batches = (self._batch_ids(order, part, topo, step) for step in steps)
-        prefetch(batches, topo.ranks_per_node * topo.num_workers)
+        reader.prefetch(batches, topo.ranks_per_node * topo.num_workers)
 
     def iter_batches(self) -> Iterator[dict[str, Any]]:
         """This rank's (this worker's) batches of the next epoch, as dicts of arrays."""
@@ -347,9 +354,9 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         """Resume at a state from :meth:`state_dict`; the next ``iter()`` continues there."""
         state = ResumeState.from_dict(obj)
         found = state.fingerprint
-        s = self.order_settings
-        nodes = s.num_canonical_nodes if self._explicit_nodes else found.num_canonical_nodes
-        block = s.block_size if self._explicit_block else found.shuffle_block_size
+        s, given = self.order_settings, self.shuffle_options
+        nodes = s.num_canonical_nodes if given.num_canonical_nodes else found.num_canonical_nodes
+        block = s.block_size if given.block_size else found.shuffle_block_size
         adopted = OrderSettings(s.seed, nodes, s.shuffle, block, s.algo)
         previous, self.order_settings = self.order_settings, adopted
         mixture = self._mixture
@@ -363,3 +370,23 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self._epoch, self._start = state.epoch, state.sample_in_epoch
         self._progress, self._order = None, None
         logger.info("resuming at epoch %d, sample %d", state.epoch, state.sample_in_epoch)
+
+
+def _shuffle_options(
+    shuffle: bool | ShuffleOptions,
+    seed: int | None,
+    algo: str | None,
+    block_size: int | None,
+    num_canonical_nodes: int | None,
+) -> ShuffleOptions:
+    """``shuffle=ShuffleOptions(...)``, or one built from Mosaic's flat shuffle keywords."""
+    flat = {
+        "shuffle_seed": ("seed", seed),
+        "shuffle_algo": ("algo", algo),
+        "shuffle_block_size": ("block_size", block_size),
+        "num_canonical_nodes": ("num_canonical_nodes", num_canonical_nodes),
+    }
+    if isinstance(shuffle, ShuffleOptions):
+        return options_from(ShuffleOptions, shuffle, "shuffle", flat)
+    built = options_from(ShuffleOptions, None, "shuffle", flat)
+    return replace(built, shuffle=shuffle)

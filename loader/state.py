@@ -8,7 +8,7 @@ A state whose fingerprint differs from the dataset's is refused with an error na
 difference (mosaicml-streaming would silently resume into a different order).
 
 Mixtures of streams add ``streams`` (one line per stream: its data and samples per epoch),
-``mixing`` and ``mix_stratum``. The curriculum rule (:func:`loader.mixing.mixture_may_change`):
+``mixing`` and ``mix_stratum``. The curriculum rule (:func:`loader.order.mix.weights.mixture_may_change`):
 a state saved at an epoch boundary continues under the dataset's current mixture; within an
 epoch a changed mixture is refused like any other difference.
 """
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from loader.mixing import MIXTURE_FIELDS, mixture_may_change
+from loader.order.mix.weights import MIXTURE_FIELDS, mixture_may_change
 from sparkshard.errors import ResumeStateError
 
 __all__ = ["STATE_FORMAT", "Fingerprint", "ResumeState"]
@@ -39,7 +39,7 @@ class Fingerprint:
     shuffle_algo: str
     shuffle_block_size: int
     num_canonical_nodes: int
-    # A mixture of streams (empty/zero for a single dataset): see loader.mixture.
+    # A mixture of streams (empty/zero for a single dataset): see loader.read.mixture.
     streams: tuple[str, ...] = ()
     mixing: str = ""
     mix_stratum: int = 0

@@ -1,19 +1,36 @@
 """sparkshard: Spark DataFrames and Delta tables to verified MDS shards (the writing side).
 
-The training side lives in the ``loader`` package.
+The training side lives in the ``loader`` package, which imports only the parts both sides
+share (``format``, ``storage``, ``dataset``, ``errors``). The writing side (``write``,
+``spark``, ``delta``, ``tools``) is imported when one of its names is first used, so
+``import loader`` never loads the writer, Spark, Delta or pyarrow.parquet.
+
+    sparkshard/
+      errors.py   every error (the tree is drawn there)
+      format/     the MDS v2 format as pure code: encodings, schema, shard, index, ...
+      storage/    the Store seam: local, S3, GCS, Azure, fsspec; the contract suite
+      dataset/    versions (read, commit, write modes) and shard files (fetch, verify)
+      write/      writer settings, the shard sink, ShardWriter, the distributed commit
+      spark/      dataframe_to_shards, dataframe_to_mds, sessions, fingerprints, cache()
+      delta/      delta_to_shards: snapshot, sync plan, Arrow read, row filter
+      tools/      inspect, history, verify, gc (what ``python -m sparkshard`` runs)
+      cli.py
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from sparkshard.cached import CachedDataset, cache
-from sparkshard.delta import delta_to_shards
+from sparkshard.dataset.versions import DatasetInfo
 from sparkshard.errors import (
+    CacheTimeoutError,
     CorruptShardError,
     DatasetExistsError,
+    DownloadError,
     EncodingError,
     IndexFormatError,
+    JobFinishedError,
     MissingDependencyError,
     ResumeStateError,
     SchemaError,
@@ -21,21 +38,23 @@ from sparkshard.errors import (
     SparkshardError,
     StorageError,
     UnsupportedSourceError,
+    UnsupportedURLError,
     VersionConflictError,
 )
 from sparkshard.storage import LocalStore, Store, open_store
-from sparkshard.versions import DatasetInfo
-from sparkshard.writer import ShardWriter
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheTimeoutError",
     "CachedDataset",
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetInfo",
+    "DownloadError",
     "EncodingError",
     "IndexFormatError",
+    "JobFinishedError",
     "LocalStore",
     "MissingDependencyError",
     "ResumeStateError",
@@ -46,6 +65,7 @@ __all__ = [
     "StorageError",
     "Store",
     "UnsupportedSourceError",
+    "UnsupportedURLError",
     "VersionConflictError",
     "__version__",
     "cache",
@@ -55,13 +75,25 @@ __all__ = [
     "open_store",
 ]
 
-_SPARK_NAMES = ("dataframe_to_mds", "dataframe_to_shards")
+# The writing side, loaded on first use (name -> module that defines it).
+_LAZY = {
+    "CachedDataset": "sparkshard.spark.cached",
+    "ShardWriter": "sparkshard.write.writer",
+    "cache": "sparkshard.spark.cached",
+    "dataframe_to_mds": "sparkshard.spark.mosaic",
+    "dataframe_to_shards": "sparkshard.spark.write",
+    "delta_to_shards": "sparkshard.delta.convert",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The Spark entry points import pyspark; load them only when asked for.
-    if name in _SPARK_NAMES:
-        from sparkshard import spark
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sparkshard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # found once; later lookups skip this function
+    return value
 
-        return getattr(spark, name)
-    raise AttributeError(f"module 'sparkshard' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

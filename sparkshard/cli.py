@@ -118,7 +118,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from sparkshard.inspection import inspect_dataset, render_inspection, save_image_preview
+    from sparkshard.tools.inspect import inspect_dataset, render_inspection, save_image_preview
 
     store = _store(args)
     report = inspect_dataset(store, args.version, rows=args.rows)
@@ -131,7 +131,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from sparkshard.verification import render_verify, verify_dataset
+    from sparkshard.tools.verify import render_verify, verify_dataset
 
     report = verify_dataset(_store(args), version=args.version, all_versions=args.all_versions)
     for line in render_verify(report):
@@ -140,14 +140,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from sparkshard.inspection import history, render_history
+    from sparkshard.tools.history import history, render_history
 
     print(render_history(history(_store(args))))
     return 0
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from sparkshard.retention import apply_gc, plan_gc, render_gc
+    from sparkshard.tools.gc import apply_gc, plan_gc, render_gc
 
     store = _store(args)
     plan = plan_gc(store, args.retain, min_age=args.min_age)
@@ -160,15 +160,16 @@ def _gc(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # local workers use this venv
-    from sparkshard import spark as writer
+    from sparkshard.spark import session as spark_session
+    from sparkshard.spark.write import dataframe_to_shards
 
     columns = _columns(args.columns)
     started = time.perf_counter()
-    session, created = writer.cli_session(args.master)
+    session, created = spark_session.cli_session(args.master)
     try:
         print(f"sparkshard: reading {args.input}", file=sys.stderr, flush=True)
-        df = writer.read_source(session, args.input, args.format)
-        info = writer.dataframe_to_shards(
+        df = spark_session.read_source(session, args.input, args.format)
+        info = dataframe_to_shards(
             df,
             args.output,
             columns=columns,

@@ -1,18 +1,40 @@
-"""The errors sparkshard raises.
+"""Every error sparkshard raises on purpose, in one place.
 
-Every error is rooted in a builtin so callers can catch what they already know
-(``ValueError``, ``TypeError``, ``FileExistsError``...) and in :class:`SparkshardError`
-so they can catch everything of ours. Messages say what was expected, what was
-found, and how to fix it.
+Each is rooted in a builtin, so callers can catch what they already know, and in
+:class:`SparkshardError`, so they can catch everything of ours. Messages say what was
+expected, what was found, and how to fix it. Missing things stay ``FileNotFoundError``
+and denied access ``PermissionError`` (raised as the builtins, naming the URL)::
+
+    SparkshardError
+    ├── SchemaError(TypeError)                a column cannot be stored as asked
+    ├── EncodingError(ValueError)             a value does not fit its column's encoding
+    ├── IndexFormatError(ValueError)          index.json or a version record is malformed
+    ├── CorruptShardError(ValueError)         a shard file is truncated, malformed or fails its hash
+    ├── ResumeStateError(ValueError)          a resume state does not fit this dataset/settings
+    ├── SourceRewrittenError(ValueError)      a source changed rows already converted
+    ├── UnsupportedSourceError(ValueError)    a source uses a feature this path cannot read
+    ├── UnsupportedURLError(ValueError)       no backend serves a URL's scheme
+    ├── DatasetExistsError(FileExistsError)   the write mode does not allow replacing a dataset
+    ├── VersionConflictError(FileExistsError) another writer committed this version first
+    ├── JobFinishedError(RuntimeError)        a straggler task wrote after its job finished
+    ├── MissingDependencyError(ImportError)   an optional package is needed (names the extra)
+    ├── CacheTimeoutError(TimeoutError)       waited too long for room or a fetch in the cache
+    └── StorageError(OSError)                 a storage request failed (network, server, request)
+        └── DownloadError(ConnectionError)    a shard could not be downloaded after its retries
 """
 
 from __future__ import annotations
 
+import importlib
+
 __all__ = [
+    "CacheTimeoutError",
     "CorruptShardError",
     "DatasetExistsError",
+    "DownloadError",
     "EncodingError",
     "IndexFormatError",
+    "JobFinishedError",
     "MissingDependencyError",
     "ResumeStateError",
     "SchemaError",
@@ -20,7 +42,9 @@ __all__ = [
     "SparkshardError",
     "StorageError",
     "UnsupportedSourceError",
+    "UnsupportedURLError",
     "VersionConflictError",
+    "require",
 ]
 
 
@@ -44,6 +68,22 @@ class CorruptShardError(SparkshardError, ValueError):
     """A shard file is truncated, malformed, or fails its hash check."""
 
 
+class ResumeStateError(SparkshardError, ValueError):
+    """A resume state does not match the dataset or settings it is loaded into."""
+
+
+class SourceRewrittenError(SparkshardError, ValueError):
+    """A source changed or removed rows already converted, and a rebuild was not allowed."""
+
+
+class UnsupportedSourceError(SparkshardError, ValueError):
+    """A source uses a feature this conversion path cannot read correctly."""
+
+
+class UnsupportedURLError(SparkshardError, ValueError):
+    """A dataset URL names a scheme no installed backend can serve."""
+
+
 class DatasetExistsError(SparkshardError, FileExistsError):
     """The output already holds a dataset and the write mode does not allow replacing it."""
 
@@ -52,8 +92,17 @@ class VersionConflictError(SparkshardError, FileExistsError):
     """Another writer committed the dataset version this writer was about to commit."""
 
 
-class ResumeStateError(SparkshardError, ValueError):
-    """A resume state does not match the dataset or settings it is loaded into."""
+class JobFinishedError(SparkshardError, RuntimeError):
+    """A straggler attempt wrote after its job was committed or aborted."""
+
+
+class MissingDependencyError(SparkshardError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+
+class CacheTimeoutError(SparkshardError, TimeoutError):
+    """The shard cache waited too long: for room under ``cache_limit``, or for another
+    process's fetch of the same shard. The message names the shard, the cache and the fix."""
 
 
 class StorageError(SparkshardError, OSError):
@@ -65,22 +114,13 @@ class StorageError(SparkshardError, OSError):
     """
 
 
-class SourceRewrittenError(SparkshardError, ValueError):
-    """A source changed or removed rows already converted, and a rebuild was not allowed."""
-
-
-class UnsupportedSourceError(SparkshardError, ValueError):
-    """A source uses a feature this conversion path cannot read correctly."""
-
-
-class MissingDependencyError(SparkshardError, ImportError):
-    """An optional dependency is needed; the message names the extra to install."""
+class DownloadError(StorageError, ConnectionError):
+    """A shard could not be downloaded into the cache within its retries; the message names
+    the shard, its URL and every attempt's failure."""
 
 
 def require(module: str, extra: str, purpose: str) -> object:
     """Import an optional dependency or raise an error naming the extra that provides it."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

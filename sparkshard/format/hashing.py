@@ -7,6 +7,7 @@ enough to stay on by default; every hashlib algorithm (``sha256``, ``md5``...) w
 from __future__ import annotations
 
 import hashlib
+import mmap
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,7 +34,7 @@ def _hasher(algo: str) -> Callable[[Any], Any]:
     )
 
 
-def hexdigest(algo: str, data: bytes | memoryview) -> str:
+def hexdigest(algo: str, data: bytes | memoryview | mmap.mmap) -> str:
     """The lowercase hex digest of ``data`` under ``algo``."""
     return str(_hasher(algo)(data).hexdigest())
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sparkshard.errors import IndexFormatError
+from sparkshard.format.schema import Schema
 
-__all__ = ["INDEX_KEY", "META_KEY", "DatasetIndex", "FileInfo", "ShardRecord"]
+__all__ = ["INDEX_KEY", "META_KEY", "DatasetIndex", "FileInfo", "ShardRecord", "schema_of"]
 
 INDEX_KEY = "index.json"
 META_KEY = "sparkshard"
@@ -172,3 +173,13 @@ class DatasetIndex:
         if not isinstance(meta, dict):
             raise IndexFormatError(f"{source}: the '{META_KEY}' block must be an object")
         return cls(shards, meta)
+
+
+def schema_of(index: DatasetIndex) -> Schema:
+    """The logical schema our index block records, or plain MDS columns (Mosaic datasets)."""
+    if index.meta.get("columns"):
+        return Schema.from_meta(index.meta["columns"])
+    if not index.shards:
+        return Schema(())
+    first = index.shards[0]
+    return Schema.from_encodings(dict(zip(first.column_names, first.column_encodings)))

@@ -3,6 +3,10 @@
 Offsets are absolute byte positions (``offsets[N]`` is the file length), so a shard is
 under 4 GiB. A sample is one ``uint32`` length per variable-size column, in column
 order, then every column's payload in column order.
+
+Both directions live here: :func:`build_shard` lays a shard out from per-column payloads;
+:func:`read_offsets`, :func:`check_samples` and :func:`decode_sample` take one apart (the
+loader's memory-mapped batch decoding is in :mod:`loader.read.mapped`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,18 @@ import pyarrow.compute as pc
 
 from sparkshard.errors import CorruptShardError
 from sparkshard.format.arrow_encode import fixed_payloads
+from sparkshard.format.encodings import get_encoding
+from sparkshard.format.index import ShardRecord
 
-__all__ = ["build_shard", "payload_lengths", "read_offsets", "shard_config", "shard_overhead"]
+__all__ = [
+    "build_shard",
+    "check_samples",
+    "decode_sample",
+    "payload_lengths",
+    "read_offsets",
+    "shard_config",
+    "shard_overhead",
+]
 
 _MAX_SHARD = (1 << 32) - 1
 _EMPTY = pa.scalar(b"", pa.large_binary())
@@ -136,3 +150,51 @@ def read_offsets(data: memoryview | bytes, expected_samples: int, name: str) -> 
             f"but the file has {size} bytes; delete it so it is fetched or written again"
         )
     return offsets
+
+
+def check_samples(raw: bytes, record: ShardRecord, name: str) -> np.ndarray:
+    """Check the header and that every sample's column lengths add up; return the offsets."""
+    offsets = read_offsets(memoryview(raw), record.samples, name).astype(np.int64)
+    sizes = list(record.column_sizes)
+    nvar = sum(1 for s in sizes if s is None)
+    fixed = sum(s for s in sizes if s is not None)
+    lengths = np.diff(offsets)
+    if len(lengths) and lengths.min() < 4 * nvar:
+        raise CorruptShardError(f"shard {name}: a sample is shorter than its length prefix")
+    expected = np.full(len(lengths), 4 * nvar + fixed, np.int64)
+    if nvar and len(lengths):
+        buf = np.frombuffer(raw, np.uint8)
+        # (samples, 4 * variable columns) bytes of every sample's length prefix.
+        prefix = buf[offsets[:-1, None] + np.arange(4 * nvar)]
+        expected += prefix.view("<u4").reshape(len(lengths), nvar).astype(np.int64).sum(axis=1)
+    bad = np.flatnonzero(expected != lengths)
+    if len(bad):
+        j = int(bad[0])
+        raise CorruptShardError(
+            f"shard {name}: sample {j} spans {int(lengths[j])} bytes but its columns need "
+            f"{int(expected[j])} ({len(bad)} sample(s) malformed)"
+        )
+    return offsets
+
+
+def decode_sample(
+    raw: bytes, offsets: np.ndarray, record: ShardRecord, j: int, *, unsafe: bool = False
+) -> dict[str, Any]:
+    """Stored (not yet restored) values of sample ``j``; ``pkl`` stays bytes unless ``unsafe``."""
+    data = memoryview(raw)[int(offsets[j]) : int(offsets[j + 1])]
+    nvar = sum(1 for s in record.column_sizes if s is None)
+    lengths = np.frombuffer(data, "<u4", count=nvar).tolist()
+    pos, var, out = 4 * nvar, 0, {}
+    for name, encoding, fixed in zip(
+        record.column_names, record.column_encodings, record.column_sizes
+    ):
+        size = fixed
+        if size is None:
+            size, var = lengths[var], var + 1
+        value = data[pos : pos + size]
+        pos += size
+        if encoding == "pkl" and not unsafe:
+            out[name] = bytes(value)
+        else:
+            out[name] = get_encoding(encoding).decode(value)
+    return out

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from sparkshard.errors import SparkshardError
-
-__all__ = ["Store", "UnsupportedURLError", "check_key"]
-
-
-class UnsupportedURLError(SparkshardError, ValueError):
-    """A dataset URL names a scheme no installed backend can serve."""
+__all__ = ["Store", "check_key"]
 
 
 @runtime_checkable
 class Store(Protocol):
     """Storage rooted at one dataset URL, addressed by ``/``-separated relative keys.
 
-    Every backend behaves the same (the contract tests in ``tests/sparkshard/
-    test_storage.py`` hold each one to it): missing objects raise ``FileNotFoundError``
+    Every backend behaves the same (:class:`sparkshard.storage.testing.StoreContract`
+    holds each one to it): missing objects raise ``FileNotFoundError``
     naming the URL, denied access ``PermissionError``, other request failures
     :class:`~sparkshard.errors.StorageError`.
     """

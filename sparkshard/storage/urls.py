@@ -16,12 +16,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from sparkshard.errors import require
-from sparkshard.storage.cloud import CloudStore
-from sparkshard.storage.cloud_options import cloud_options
-from sparkshard.storage.fsspec_store import FsspecStore
-from sparkshard.storage.local import LocalStore
-from sparkshard.storage.store import Store, UnsupportedURLError
+from sparkshard.errors import UnsupportedURLError, require
+from sparkshard.storage._cloud import CloudStore
+from sparkshard.storage._cloud_options import cloud_options
+from sparkshard.storage._fsspec import FsspecStore
+from sparkshard.storage._local import LocalStore
+from sparkshard.storage.store import Store
 
 __all__ = ["CLOUD_SCHEMES", "open_store"]
 
@@ -49,7 +49,7 @@ def open_store(
     """The backend for ``url`` (see the table above); ``storage_options`` configure clouds.
 
     Credentials come from each cloud's standard environment and credential chain unless
-    ``storage_options`` give them (see :mod:`sparkshard.storage.cloud_options`). Opening a
+    ``storage_options`` give them (see :mod:`sparkshard.storage._cloud_options`). Opening a
     store sends no request.
     """
     text = os.fspath(url)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from simulate import global_steps, rank_batches
 
 from loader.dataset import StreamingDataset
-from loader.order import EpochOrder
+from loader.order.epoch import EpochOrder
 from loader.topology import Topology
 from sparkshard import ShardWriter
 from sparkshard.errors import ResumeStateError

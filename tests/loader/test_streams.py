@@ -17,8 +17,8 @@ from simulate import round_robin
 from loader import Stream
 from loader.dataloader import StreamingDataLoader
 from loader.dataset import StreamingDataset
-from loader.mixture import Mixture
-from loader.reader import DatasetReader
+from loader.read.mixture import open_mixture
+from loader.read.reader import DatasetReader
 from loader.topology import Topology
 from sparkshard import ShardWriter
 from sparkshard.errors import ResumeStateError, SchemaError
@@ -88,7 +88,7 @@ class _Local:
 
 def test_mixture_reader_reads_across_streams(stream_dirs: list[str]) -> None:
     streams = [Stream(local=d) for d in stream_dirs]
-    mixture, source, reader = Mixture.open(streams, _Local)
+    mixture, source, reader = open_mixture(streams, _Local)
     assert reader.num_samples == sum(SIZES) and mixture.epoch_size == sum(SIZES)
     ids = np.array([0, 99, 100, 159, 160, 189, 5, 101])
     batch = reader.get_batch(ids)
@@ -107,7 +107,7 @@ def test_streams_must_share_columns(stream_dirs: list[str], tmp_path: Path) -> N
         writer.write_batch(table)
     streams = [Stream(local=stream_dirs[0]), Stream(local=str(other))]
     with pytest.raises(SchemaError, match=r"stream 1 .* has columns \['id'\].*columns=\["):
-        Mixture.open(streams, _Local)
+        open_mixture(streams, _Local)
 
 
 # --- StreamingDataset(streams=...) ----------------------------------------------------------

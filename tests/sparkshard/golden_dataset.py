@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sparkshard.format.compression import parse_compression
 from sparkshard.format.index import DatasetIndex
 from sparkshard.format.schema import schema_from_arrow
-from sparkshard.sink import ShardSink
 from sparkshard.storage import LocalStore
+from sparkshard.write.settings import WriterSettings
+from sparkshard.write.sink import ShardSink
 
 PREFIX = "data/golden-"
 META = {"format": 1, "dataset_version": 1, "note": "golden test dataset"}
@@ -53,9 +53,7 @@ def write_golden(root: Path) -> DatasetIndex:
         store,
         schema_from_arrow(table.schema),
         prefix=PREFIX,
-        compression=parse_compression("zstd"),
-        hashes=["sha256", "xxh64"],
-        size_limit=300,
+        settings=WriterSettings.of("zstd", ["sha256", "xxh64"], 300),
     )
     sink.write_batch(table)
     index = DatasetIndex(tuple(sink.close()), {**META, "columns": sink.schema.meta()})

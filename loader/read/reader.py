@@ -1,0 +1,238 @@
+"""``DatasetReader``: random access to a local MDS dataset (ours or Mosaic's).
+
+Opens ``index.json`` (or a pinned version record), decompresses shards next to their
+compressed form on first use (temp file + atomic rename), optionally verifies hashes,
+and decodes samples one at a time (:meth:`get`) or a batch at a time with numpy
+(:meth:`get_batch`). Columns with a logical type come back restored: None for nulls,
+bool, ``datetime.date`` / ``datetime.datetime`` per sample, or numpy ``bool`` /
+``datetime64`` / ``timedelta64`` arrays per batch; nullable fixed-size columns come back
+from :meth:`get_batch` as ``numpy.ma.MaskedArray``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loader.read.mapped import MappedShard
+from sparkshard.dataset.shards import check_local_file, decompress
+from sparkshard.dataset.versions import read_index
+from sparkshard.errors import SchemaError
+from sparkshard.format.encodings import get_encoding
+from sparkshard.format.index import DatasetIndex, ShardRecord, schema_of
+from sparkshard.format.schema import ColumnSpec, Schema
+from sparkshard.format.values import from_stored
+from sparkshard.storage import LocalStore, write_atomically
+
+__all__ = ["DatasetReader"]
+
+log = logging.getLogger(__name__)
+_NUMPY_UNITS = {
+    "date": "datetime64[D]",
+    "timestamp": "datetime64",
+    "time": "timedelta64",
+    "duration": "timedelta64",
+}
+
+
+class DatasetReader:
+    """Random access to the samples of one version of a local dataset."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        version: int | None = None,
+        columns: Sequence[str] | None = None,
+        verify_hashes: bool = False,
+        allow_unsafe_pickle: bool = False,
+        index: DatasetIndex | None = None,
+    ) -> None:
+        self.root = Path(os.fspath(path)).expanduser().absolute()
+        self.index = index if index is not None else read_index(LocalStore(self.root), version)
+        self.verify_hashes = verify_hashes
+        self.shard_sizes = np.array([s.samples for s in self.index.shards], np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(self.shard_sizes)])
+        self.num_samples = int(self._starts[-1])
+        self.version = self.index.dataset_version
+        self.fingerprint = self.index.fingerprint()
+        self.schema = schema_of(self.index)
+        self.column_names = _select(self.schema, columns)
+        self._specs = [c for c in self.schema.columns if c.name in self.column_names]
+        self._stored = sorted(
+            {c.name for c in self._specs} | {c.null_column for c in self._specs if c.nullable}
+        )
+        if not allow_unsafe_pickle:
+            _refuse_pickle(self.index, self.root)
+        # Mosaic's merged indexes may give each shard its own columns.
+        layouts = {(s.column_names, s.column_encodings) for s in self.index.shards}
+        self._per_shard_columns = len(layouts) > 1 and columns is None
+        self._shards: dict[int, MappedShard] = {}
+        self.bytes_read = 0  # shard bytes decoded by this process (cumulative)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_shards"] = {}  # memory maps are per process; reopened lazily after a pickle
+        return state
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.close()
+        self._shards.clear()
+
+    def abandon(self) -> None:
+        """Drop what a forked child inherited; the next read maps shards again."""
+        self.close()
+
+    @property
+    def fetches_ahead(self) -> bool:
+        return False  # local shards need no fetching
+
+    def prefetch(self, batches: Iterable[np.ndarray], processes: int) -> None:
+        """Local shards are read in place: nothing to fetch ahead."""
+
+    def io_counters(self) -> dict[str, int]:
+        """Cumulative shard bytes this process decoded (and downloaded: none)."""
+        return {"bytes_read": self.bytes_read, "bytes_downloaded": 0}
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(shard, sample within shard) of a global sample index."""
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"sample {index} is out of range: the dataset has {self.num_samples}")
+        shard = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return shard, index - int(self._starts[shard])
+
+    def get(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` as a dict of restored values."""
+        shard, j = self.locate(int(index))
+        opened = self.shard(shard)
+        self.bytes_read += opened.span_bytes(j)
+        if self._per_shard_columns:
+            return opened.sample(j, list(self.index.shards[shard].column_names))
+        stored = opened.sample(j, self._stored)
+        out = {}
+        for spec in self._specs:
+            null = spec.nullable and bool(stored[spec.null_column])
+            out[spec.name] = None if null else from_stored(spec, stored[spec.name])
+        return out
+
+    def get_batch(self, ids: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """The samples ``ids`` (any order, repeats allowed), column by column."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
+            raise IndexError(f"sample ids must be in 0..{self.num_samples - 1}")
+        if self._per_shard_columns:
+            samples = [self.get(i) for i in ids.tolist()]
+            names = sorted({name for sample in samples for name in sample})
+            return {name: [sample.get(name) for sample in samples] for name in names}
+        shards = np.searchsorted(self._starts, ids, side="right") - 1
+        columns: dict[str, Any] = {}
+        if len(ids) and shards.min() == shards.max():  # one shard: no need to scatter
+            shard = int(shards[0])
+            local, opened = ids - self._starts[shard], self.shard(shard)
+            self.bytes_read += opened.span_bytes(local)
+            part = opened.batch(local, self._stored)
+            return {spec.name: _restore_batch(spec, part) for spec in self._specs}
+        for shard in np.unique(shards).tolist():
+            where = np.flatnonzero(shards == shard)
+            local, opened = ids[where] - self._starts[shard], self.shard(shard)
+            self.bytes_read += opened.span_bytes(local)
+            part = opened.batch(local, self._stored)
+            _scatter(columns, part, where, len(ids))
+        return {spec.name: _restore_batch(spec, columns) for spec in self._specs}
+
+    def shard(self, i: int) -> MappedShard:
+        """Shard ``i`` opened (decompressed and verified first if needed)."""
+        opened = self._shards.get(i)
+        if opened is None:
+            opened = MappedShard(self.prepare(i), self.index.shards[i])
+            self._shards[i] = opened
+        return opened
+
+    def prepare(self, i: int) -> str:
+        """Path of shard ``i``'s raw file, decompressing the stored file if needed."""
+        record = self.index.shards[i]
+        raw_path = self.root / record.raw_data.basename
+        if raw_path.exists():
+            if self.verify_hashes:
+                check_local_file(raw_path, record.raw_data)
+            return str(raw_path)
+        if record.zip_data is None:
+            raise FileNotFoundError(f"shard file {raw_path} is missing")
+        zip_path = self.root / record.zip_data.basename
+        if not zip_path.exists():
+            raise FileNotFoundError(f"shard file {zip_path} is missing (nor is {raw_path} there)")
+        if self.verify_hashes:
+            check_local_file(zip_path, record.zip_data)
+        decompress_shard(zip_path, raw_path, record)
+        return str(raw_path)
+
+
+def decompress_shard(zip_path: Path, raw_path: Path, record: ShardRecord) -> None:
+    """Decompress into ``raw_path`` atomically; a bad file raises CorruptShardError."""
+    where = f"shard {zip_path}"
+    write_atomically(raw_path, decompress(record, zip_path.read_bytes(), where))
+
+
+def _select(schema: Schema, columns: Sequence[str] | None) -> tuple[str, ...]:
+    if columns is None:
+        return schema.names
+    unknown = sorted(set(columns) - set(schema.names))
+    if unknown:
+        raise SchemaError(
+            f"columns {unknown} are not in the dataset; its columns are {list(schema.names)}"
+        )
+    return tuple(c for c in schema.names if c in set(columns))
+
+
+def _refuse_pickle(index: DatasetIndex, root: Path) -> None:
+    for shard in index.shards:
+        for name, encoding in zip(shard.column_names, shard.column_encodings):
+            if get_encoding(encoding).unsafe:
+                raise SchemaError(
+                    f"column '{name}' of {root} is stored as '{encoding}', and unpickling can "
+                    "run arbitrary code: pass allow_unsafe_pickle=True only for data you trust"
+                )
+
+
+def _scatter(columns: dict[str, Any], part: dict[str, Any], where: np.ndarray, n: int) -> None:
+    """Place one shard's slice of a batch at its positions ``where`` of the whole batch."""
+    for name, values in part.items():
+        if isinstance(values, np.ndarray):
+            if name not in columns:
+                columns[name] = np.empty((n, *values.shape[1:]), values.dtype)
+            columns[name][where] = values
+        else:
+            out = columns.setdefault(name, [None] * n)
+            for position, value in zip(where.tolist(), values):
+                out[position] = value
+
+
+def _restore_batch(spec: ColumnSpec, columns: dict[str, Any]) -> Any:
+    values = columns.get(spec.name)
+    if values is None:  # an empty batch
+        return np.empty(0)
+    mask = columns[spec.null_column].astype(np.bool_) if spec.nullable else None
+    if isinstance(values, np.ndarray):
+        if spec.logical == "bool":
+            values = values.astype(np.bool_)
+        elif spec.logical in _NUMPY_UNITS:
+            unit = "D" if spec.logical == "date" else spec.unit
+            kind = _NUMPY_UNITS[spec.logical].split("[")[0]
+            values = values.astype(np.int64).view(f"{kind}[{unit}]")
+        if mask is None:
+            return values
+        shape_mask = np.broadcast_to(mask.reshape(-1, *([1] * (values.ndim - 1))), values.shape)
+        return np.ma.MaskedArray(values, mask=shape_mask)
+    restored = [from_stored(spec, v) for v in values] if spec.logical else values
+    if mask is not None and mask.any():
+        restored = [None if m else v for v, m in zip(restored, mask.tolist())]
+    return restored

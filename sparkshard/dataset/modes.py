@@ -1,0 +1,66 @@
+"""Write modes: what a new write may do with the dataset a store already holds.
+
+``mode="error"`` refuses an existing dataset, ``"overwrite"`` replaces it with a new
+version, ``"append"`` adds to it (with the same stored columns). ``base_version`` pins the
+version a write was planned against, so a write planned before another writer committed
+fails instead of building on data it never saw. Checked before anything is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sparkshard.dataset.versions import has_dataset, list_versions, read_index
+from sparkshard.errors import DatasetExistsError, SchemaError, VersionConflictError
+from sparkshard.format.index import DatasetIndex
+from sparkshard.format.schema import Schema
+
+__all__ = ["MODES", "Mode", "check_append_schema", "check_mode"]
+
+Mode = Literal["error", "overwrite", "append"]
+MODES = ("error", "overwrite", "append")
+
+
+def check_mode(store: Any, mode: str, base_version: int | None = None) -> DatasetIndex | None:
+    """Validate ``mode`` against what ``store`` holds; return the previous index if any.
+
+    ``base_version``: the dataset version the caller planned this write against; if the
+    dataset is at another version now, :class:`VersionConflictError` (nothing was written).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not has_dataset(store):
+        _check_base(store, base_version, 0)
+        return None
+    if mode == "error":
+        versions = list_versions(store)
+        raise DatasetExistsError(
+            f"{store.url} already holds a dataset (version {versions[-1] if versions else 'of Mosaic'}); "
+            "pass mode='overwrite' to replace it or mode='append' to add to it"
+        )
+    previous = read_index(store)
+    _check_base(store, base_version, previous.dataset_version or 0)
+    return previous
+
+
+def _check_base(store: Any, expected: int | None, found: int) -> None:
+    if expected is not None and expected != found:
+        raise VersionConflictError(
+            f"this write was planned against version {expected} of {store.url}, but the "
+            f"dataset is at version {found} now (0: no versions): another "
+            "writer committed in between; plan the write again against the current version"
+        )
+
+
+def check_append_schema(previous: DatasetIndex, schema: Schema, url: str) -> None:
+    """Appended data must have the same stored columns as the dataset it extends."""
+    if not previous.shards:
+        return
+    first = previous.shards[0]
+    before = list(zip(first.column_names, first.column_encodings))
+    after = schema.stored_columns()
+    if before != after:
+        raise SchemaError(
+            f"cannot append to {url}: its columns are {before} but the new data has {after}; "
+            "make the schemas match or write with mode='overwrite'"
+        )

@@ -1,0 +1,160 @@
+"""One shard file of a dataset: fetched, verified, decompressed. The one path for all three.
+
+The tools read shards straight from a :class:`Store` (:func:`fetch_raw`); the loader's
+reader decompresses a local shard and the cache downloads a remote one, and both check and
+decompress through the same functions here:
+
+- :func:`file_problem` / :func:`check_file`: the size and the hash(es) the index records;
+- :func:`decompress` / :func:`decompress_into`: the raw bytes, checked against the raw size.
+
+Every failure names the file and what was expected: ``FileNotFoundError`` for a missing
+file, :class:`CorruptShardError` for everything else.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from typing import BinaryIO
+
+import zstandard
+
+from sparkshard.errors import CorruptShardError
+from sparkshard.format.compression import Compression, parse_compression
+from sparkshard.format.hashing import hexdigest
+from sparkshard.format.index import FileInfo, ShardRecord
+from sparkshard.storage import Store
+
+__all__ = [
+    "PREFERRED_HASHES",
+    "check_file",
+    "check_local_file",
+    "decompress",
+    "decompress_into",
+    "fetch_raw",
+    "file_problem",
+]
+
+# Cheapest first: the hash a file is checked against when the index records several.
+PREFERRED_HASHES = ("xxh3_64", "xxh64", "xxh128", "xxh3_128", "xxh32")
+_CHUNK = 1 << 20  # bytes per write when streaming decompressed data into a file
+
+
+def file_problem(
+    data: bytes | memoryview | mmap.mmap,
+    info: FileInfo,
+    *,
+    verify: bool = True,
+    every_hash: bool = False,
+) -> str | None:
+    """What is wrong with ``data`` as the file ``info`` describes, or None.
+
+    The size always; with ``verify`` the cheapest recorded hash (``every_hash``: all of them).
+    """
+    problem = _size_problem(len(data), info)
+    if problem is not None or not verify or not info.hashes:
+        return problem
+    if every_hash:
+        algos = sorted(info.hashes)
+    else:
+        algos = [next((a for a in PREFERRED_HASHES if a in info.hashes), sorted(info.hashes)[0])]
+    for algo in algos:
+        actual = hexdigest(algo, data)
+        if actual != info.hashes[algo]:
+            return (
+                f"fails its {algo} check (index {info.hashes[algo]}, file {actual}): it is corrupt"
+            )
+    return None
+
+
+def _size_problem(size: int, info: FileInfo) -> str | None:
+    if size != info.bytes:
+        return f"has {size} bytes where the index says {info.bytes} (truncated or replaced)"
+    return None
+
+
+def check_file(
+    data: bytes | memoryview, info: FileInfo, where: str, *, every_hash: bool = False
+) -> None:
+    """Raise :class:`CorruptShardError` naming ``where`` if ``data`` is not the file ``info``."""
+    problem = file_problem(data, info, every_hash=every_hash)
+    if problem is not None:
+        raise CorruptShardError(f"{where} {problem}")
+
+
+def _compression(record: ShardRecord, where: str) -> Compression:
+    compression = parse_compression(record.compression)
+    if compression is None:
+        raise CorruptShardError(f"{where}: the index records compressed data but no compression")
+    return compression
+
+
+def decompress(record: ShardRecord, data: bytes | memoryview, where: str) -> bytes:
+    """The raw shard from its stored (compressed) bytes, checked against the raw size."""
+    compression = _compression(record, where)
+    try:
+        raw = compression.decompress(data)
+    except Exception as exc:
+        raise CorruptShardError(
+            f"{where} does not decompress as {record.compression} ({exc}): the file is damaged"
+        ) from None
+    if len(raw) != record.raw_data.bytes:
+        raise CorruptShardError(
+            f"{where} decompresses to {len(raw)} bytes where the index says "
+            f"{record.raw_data.bytes}: the file is damaged"
+        )
+    return raw
+
+
+def decompress_into(
+    record: ShardRecord, data: bytes | memoryview, out: BinaryIO, where: str
+) -> None:
+    """Write the raw shard to ``out`` (zstd streamed through a small buffer, no shard-sized
+    copy); raise :class:`CorruptShardError` if it does not decompress to the raw size."""
+    compression = _compression(record, where)
+    start = out.tell()
+    try:
+        if compression.family == "zstd":
+            decompressor = zstandard.ZstdDecompressor()
+            with decompressor.stream_writer(out, write_size=_CHUNK, closefd=False) as sink:
+                sink.write(data)
+        else:
+            out.write(compression.decompress(data))
+    except Exception as exc:
+        raise CorruptShardError(
+            f"{where} does not decompress as {record.compression} ({exc}): the file is damaged"
+        ) from None
+    size = out.tell() - start
+    if size != record.raw_data.bytes:
+        raise CorruptShardError(
+            f"{where} decompresses to {size} bytes where the index says "
+            f"{record.raw_data.bytes}: the file is damaged"
+        )
+
+
+def fetch_raw(store: Store, record: ShardRecord, *, verify: bool = True) -> bytes:
+    """The shard's raw bytes: the stored file read, checked (every hash, if ``verify``) and
+    decompressed."""
+    stored = record.stored
+    data = store.read(stored.basename)
+    if verify:
+        check_file(data, stored, f"shard file {stored.basename}", every_hash=True)
+    if record.zip_data is None:
+        return data
+    raw = decompress(record, data, f"shard file {stored.basename}")
+    if verify:
+        check_file(raw, record.raw_data, f"decompressed shard {stored.basename}", every_hash=True)
+    return raw
+
+
+def check_local_file(path: str | os.PathLike[str], info: FileInfo, *, verify: bool = True) -> None:
+    """Check a shard file on local disk like :func:`check_file` (memory-mapped, no copy)."""
+    size = os.stat(path).st_size
+    problem = _size_problem(size, info)
+    if problem is None and verify and info.hashes and size:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            problem = file_problem(data, info)
+    if problem is not None:
+        raise CorruptShardError(
+            f"shard file {os.fspath(path)} {problem}; delete it so it is fetched or written again"
+        )
