@@ -28,6 +28,7 @@ import numpy as np
 
 from benchmarks.common import (
     Ratio,
+    drain,
     emit_result,
     machine_note,
     main_python,
@@ -69,13 +70,9 @@ def child_epoch(path: str, workers: int) -> dict[str, Any]:
     from loader import StreamingDataLoader, StreamingDataset
 
     ds = StreamingDataset(local=path, batch_size=BATCH, shuffle=True)
-    loader = StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers)
-    samples, began = 0, time.perf_counter()
-    for batch in loader:
-        samples += len(batch["id"])
-    seconds = time.perf_counter() - began
+    result = drain(StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers))
     total = dataset_bytes(Path(path))
-    return {"samples": samples, "seconds": seconds, "bytes": total * samples / ds.num_samples}
+    return {**result, "bytes": total * result["samples"] / ds.num_samples}
 
 
 def child_startup(path: str, resume_at: float | None) -> dict[str, Any]:

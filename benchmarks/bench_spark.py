@@ -27,6 +27,7 @@ from benchmarks.common import (
     output_dir,
     print_ratios,
     run_child,
+    spark_session,
     workload,
     write_parquet,
 )
@@ -35,7 +36,6 @@ from benchmarks.mosaic_spark import (
     HASHES,
     SIZE_LIMIT,
     cached_input,
-    session,
     time_parquet,
     warm_up,
 )
@@ -47,7 +47,7 @@ GOAL_VS_PARQUET = 1.2  # our time / Spark's Parquet time, at most
 def child_write(parquet: Path, out: Path) -> None:
     import sparkshard
 
-    spark = session()
+    spark = spark_session()
     df, rows, columns = cached_input(spark, parquet)
 
     def ours(frame: Any, target: Path) -> Any:

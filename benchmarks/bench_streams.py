@@ -24,6 +24,7 @@ from typing import Any
 from benchmarks.bench_loader import BATCH, dataset_bytes, prepare_index
 from benchmarks.common import (
     Ratio,
+    drain,
     emit_result,
     machine_note,
     main_python,
@@ -55,12 +56,8 @@ def child_epoch(dirs: list[str], workers: int) -> dict[str, Any]:
     from loader import StreamingDataLoader, StreamingDataset
 
     ds = StreamingDataset(streams=_streams(dirs, PROPORTIONS), batch_size=BATCH, shuffle=True)
-    loader = StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers)
-    samples, began = 0, time.perf_counter()
-    for batch in loader:
-        samples += len(batch["id"])
-    seconds = time.perf_counter() - began
-    return {"samples": samples, "seconds": seconds, "epoch_size": ds.epoch_size}
+    result = drain(StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers))
+    return {**result, "epoch_size": ds.epoch_size}
 
 
 def child_startup(dirs: list[str], resume_at: float | None) -> dict[str, Any]:

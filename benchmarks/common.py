@@ -17,6 +17,9 @@ Public API:
   synthetic pyarrow Tables with a fixed seed; ``write_parquet(table, path)``.
 - ``Ratio`` and ``print_ratios(title, rows)``: the printed comparison table.
 - ``machine_note()``: CPUs and load average, printed with results (shared machines are noisy).
+- ``spark_session()``: the one Spark session of the Spark benchmarks (both venvs).
+- ``drain(loader, max_seconds)``: the one timed epoch loop of the loader benchmarks.
+- ``mosaic_first_batch(ds, batch, at)``: Mosaic's start-up up to its first batch.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = [
     "ChildResult",
     "Ratio",
     "Stopwatch",
+    "drain",
     "emit_result",
     "machine_note",
     "main_python",
@@ -54,6 +58,7 @@ __all__ = [
     "peak_rss_mib",
     "print_ratios",
     "run_child",
+    "spark_session",
     "workload",
     "workload_w1",
     "workload_w2",
@@ -171,6 +176,34 @@ def run_child(
     result = json.loads(lines[-1])
     peak = float(result.get("peak_rss_mib", _maxrss_to_mib(usage.ru_maxrss)))
     return ChildResult(result, seconds, peak)
+
+
+def spark_session(app: str = "sparkshard-bench", driver_memory: str = "6g") -> Any:
+    """The benchmarks' Spark session, the same in both venvs: ``local[2]``, quiet, no UI."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName(app)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", driver_memory)
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def drain(loader: Any, max_seconds: float | None = None, key: str = "id") -> dict[str, Any]:
+    """Iterate ``loader`` (ours or Mosaic's) for one epoch, or until ``max_seconds`` passed;
+    ``{"samples", "seconds"}`` delivered. The one epoch loop every loader benchmark times."""
+    samples, began = 0, time.perf_counter()
+    for batch in loader:
+        samples += len(batch[key])
+        if max_seconds is not None and time.perf_counter() - began > max_seconds:
+            break
+    return {"samples": samples, "seconds": time.perf_counter() - began}
 
 
 def mosaic_first_batch(ds: Any, batch_size: int, sample_in_epoch: int | None) -> None:

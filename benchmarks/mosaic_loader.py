@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_loader import BATCH, batch_quality, dataset_bytes
-from benchmarks.common import emit_result, mosaic_first_batch
+from benchmarks.common import drain, emit_result, mosaic_first_batch
 
 
 def _dataset(path: str, **kwargs: Any) -> Any:
@@ -39,14 +39,9 @@ def epoch(path: str, workers: int, max_seconds: float) -> dict[str, Any]:
 
     ds = _dataset(path)
     loader = StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers)
-    samples, began = 0, time.perf_counter()
-    for batch in loader:
-        samples += len(batch["id"])
-        if time.perf_counter() - began > max_seconds:
-            break
-    seconds = time.perf_counter() - began
+    result = drain(loader, max_seconds)
     total = dataset_bytes(Path(path))
-    return {"samples": samples, "seconds": seconds, "bytes": total * samples / ds.num_samples}
+    return {**result, "bytes": total * result["samples"] / ds.num_samples}
 
 
 def startup(path: str, resume_at: float | None) -> dict[str, Any]:

@@ -12,7 +12,6 @@ pyspark and ``benchmarks.common`` / ``benchmarks.mosaic_format``, so both venvs 
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -20,28 +19,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from benchmarks.common import Stopwatch, emit_result
+from benchmarks.common import Stopwatch, emit_result, spark_session
 from benchmarks.mosaic_format import mds_columns
 
 COMPRESSION = "zstd"
 HASHES = ["xxh64"]
 SIZE_LIMIT = 1 << 26
-
-
-def session() -> Any:
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
-
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("sparkshard-bench")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "6g")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
 
 
 def cached_input(spark: Any, parquet: Path) -> tuple[Any, int, dict[str, str]]:
@@ -67,7 +50,7 @@ def warm_up(df: Any, rows: int, write: Any, out: Path) -> None:
 def write(parquet: Path, out: Path) -> None:
     from streaming.base.converters import dataframe_to_mds
 
-    spark = session()
+    spark = spark_session()
     df, rows, columns = cached_input(spark, parquet)
     settings = {"columns": columns, "compression": COMPRESSION, "hashes": HASHES}
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks.bench_loader import BATCH
 from benchmarks.bench_streams import PROPORTIONS
-from benchmarks.common import emit_result, mosaic_first_batch
+from benchmarks.common import drain, emit_result, mosaic_first_batch
 
 
 def _dataset(dirs: list[str]) -> Any:
@@ -34,13 +34,7 @@ def epoch(dirs: list[str], workers: int, max_seconds: float) -> dict[str, Any]:
     from streaming import StreamingDataLoader
 
     ds = _dataset(dirs)
-    loader = StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers)
-    samples, began = 0, time.perf_counter()
-    for batch in loader:
-        samples += len(batch["id"])
-        if time.perf_counter() - began > max_seconds:
-            break
-    return {"samples": samples, "seconds": time.perf_counter() - began}
+    return drain(StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers), max_seconds)
 
 
 def startup(dirs: list[str], resume_at: float | None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ nothing is downloaded. Every fifth image (``id % 5 == 0``) is held out for evalu
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,10 @@ HELD_OUT_EVERY = 5
 
 def local_spark() -> Any:
     """A quiet local Spark session on 2 cores (Spark's Python workers use this interpreter)."""
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname warnings; stays local
-    from pyspark.sql import SparkSession
+    from sparkshard.spark.session import local_session
 
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("sparkshard-demo")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    return local_session("sparkshard-demo", conf={"spark.sql.shuffle.partitions": "4"})
 
 
 def digits_dataframe(spark: Any) -> Any:

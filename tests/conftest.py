@@ -21,18 +21,10 @@ def spark() -> Iterator[Any]:
     subprocess: a second session cannot coexist with this one in one JVM.
     """
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
+    from sparkshard.spark.session import local_session
 
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("sparkshard-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.driver.memory", "1g")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
+    conf = {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "1g"}
+    session = local_session("sparkshard-tests", conf=conf)
     yield session
     session.stop()
 

@@ -10,33 +10,64 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["cli_session", "read_delta_version", "read_parquet_files", "read_source"]
+__all__ = [
+    "cli_session",
+    "local_session",
+    "read_delta_version",
+    "read_parquet_files",
+    "read_source",
+]
 
 log = logging.getLogger(__name__)
 _FORMATS = ("parquet", "delta", "json", "csv", "orc")
 
 
+def local_session(
+    app: str = "sparkshard",
+    *,
+    master: str = "local[2]",
+    conf: Mapping[str, str] | None = None,
+    ui: bool = False,
+    progress: bool = False,
+) -> Any:
+    """A quiet local SparkSession (log level ERROR) whose Python workers run this interpreter
+    unless ``PYSPARK_PYTHON`` says otherwise; ``conf`` adds Spark settings."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master(master)
+        .appName(app)
+        .config("spark.ui.enabled", str(ui).lower())
+        .config("spark.ui.showConsoleProgress", str(progress).lower())
+    )
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
 def cli_session(master: str | None) -> tuple[Any, bool]:
     """(session, created): the active/spark-submit session, else a new local one."""
-
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
         return active, False
-    builder = SparkSession.builder.appName("sparkshard convert")
     if master is None and "PYSPARK_GATEWAY_PORT" in os.environ:  # launched by spark-submit
-        return builder.getOrCreate(), False
-    session = (
-        builder.master(master or "local[*]").config("spark.ui.showConsoleProgress", "true")
-    ).getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+        return SparkSession.builder.appName("sparkshard convert").getOrCreate(), False
+    session = local_session(
+        "sparkshard convert", master=master or "local[*]", ui=True, progress=True
+    )
     return session, True
 
 
