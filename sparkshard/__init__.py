@@ -25,6 +25,7 @@ from typing import Any
 from sparkshard.dataset.versions import DatasetInfo
 from sparkshard.errors import (
     CacheTimeoutError,
+    CommitUnknownError,
     CorruptShardError,
     DatasetExistsError,
     DownloadError,
@@ -48,6 +49,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CacheTimeoutError",
     "CachedDataset",
+    "CommitUnknownError",
     "CorruptShardError",
     "DatasetExistsError",
     "DatasetInfo",

@@ -20,6 +20,7 @@ and denied access ``PermissionError`` (raised as the builtins, naming the URL)::
     ├── MissingDependencyError(ImportError)   an optional package is needed (names the extra)
     ├── CacheTimeoutError(TimeoutError)       waited too long for room or a fetch in the cache
     └── StorageError(OSError)                 a storage request failed (network, server, request)
+        ├── CommitUnknownError                a commit failed and whether it landed is unknown
         └── DownloadError(ConnectionError)    a shard could not be downloaded after its retries
 """
 
@@ -29,6 +30,7 @@ import importlib
 
 __all__ = [
     "CacheTimeoutError",
+    "CommitUnknownError",
     "CorruptShardError",
     "DatasetExistsError",
     "DownloadError",
@@ -112,6 +114,11 @@ class StorageError(SparkshardError, OSError):
     request); the message names the URL and the operation. Missing objects stay
     ``FileNotFoundError`` and denied access stays ``PermissionError``.
     """
+
+
+class CommitUnknownError(StorageError):
+    """Creating a version record failed, and reading it back failed too: the version may or
+    may not be committed. Nothing was deleted; the message says how to find out."""
 
 
 class DownloadError(StorageError, ConnectionError):

@@ -8,9 +8,10 @@ fails instead of building on data it never saw. Checked before anything is writt
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
-from sparkshard.dataset.versions import has_dataset, list_versions, read_index
+from sparkshard.dataset.versions import has_dataset, list_versions, read_index, repair_index
 from sparkshard.errors import DatasetExistsError, SchemaError, VersionConflictError
 from sparkshard.format.index import DatasetIndex
 from sparkshard.format.schema import Schema
@@ -29,6 +30,12 @@ def check_mode(store: Any, mode: str, base_version: int | None = None) -> Datase
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    root = store.local_path("")
+    if root is not None and os.path.exists(root) and not os.path.isdir(root):
+        raise NotADirectoryError(
+            f"the output {store.url} is an existing file, not a dataset folder: write to a "
+            "folder (it is created if missing), or move the file away"
+        )
     if not has_dataset(store):
         _check_base(store, base_version, 0)
         return None
@@ -40,6 +47,7 @@ def check_mode(store: Any, mode: str, base_version: int | None = None) -> Datase
         )
     previous = read_index(store)
     _check_base(store, base_version, previous.dataset_version or 0)
+    repair_index(store)  # a failed update of the Mosaic copy is mended by the next writer
     return previous
 
 

@@ -3,8 +3,10 @@
 Every write that changes a dataset commits a new version N by creating
 ``_sparkshard/versions/{N}.json`` with create-if-absent semantics (local: exclusive
 create; object stores: conditional put). Creating that record is the commit: exactly
-one of two concurrent writers wins. Afterwards ``index.json`` is replaced atomically
-with the same content, for Mosaic readers. Shards are never rewritten, so a reader that
+one of two concurrent writers wins, and once the record exists nothing deletes the files
+it references. Afterwards ``index.json`` is replaced atomically with the same content, for
+Mosaic readers; it is a convenience copy (sparkshard reads the records), so failing to
+update it never undoes a commit, and the next writer repairs it. Shards are never rewritten, so a reader that
 pinned an older version keeps reading it while new versions are committed.
 """
 
@@ -13,10 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sparkshard.errors import VersionConflictError
+from sparkshard.errors import CommitUnknownError, VersionConflictError
 from sparkshard.format.index import INDEX_KEY, DatasetIndex, ShardRecord
 from sparkshard.format.schema import Schema
 from sparkshard.storage import Store
@@ -27,8 +30,10 @@ __all__ = [
     "commit_version",
     "dataset_info",
     "list_versions",
+    "publish_index",
     "publish_write",
     "read_index",
+    "repair_index",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,9 +102,22 @@ def read_index(store: Store, version: int | None = None) -> DatasetIndex:
 
 
 def commit_version(
-    store: Store, index: DatasetIndex, *, base_version: int | None, meta: dict[str, Any]
+    store: Store,
+    index: DatasetIndex,
+    *,
+    base_version: int | None,
+    meta: dict[str, Any],
+    discard: Callable[[], None] | None = None,
 ) -> DatasetIndex:
-    """Commit ``index`` as version ``base_version + 1``; raise if someone else got there first."""
+    """Commit ``index`` as version ``base_version + 1`` and return it as committed.
+
+    Creating the version record is the commit point. If creating it fails, ``discard`` (which
+    deletes the write's shards) runs only when the record is known not to hold this commit:
+    a request that failed after the record landed is a commit, and nothing it references is
+    ever deleted. Raises :class:`VersionConflictError` when another writer took the version,
+    :class:`CommitUnknownError` when neither outcome can be told (nothing is deleted then).
+    ``index.json`` is updated afterwards, best effort: it is a copy for Mosaic readers.
+    """
     version = (base_version or 0) + 1
     committed = index.with_meta(
         **meta,
@@ -107,19 +125,89 @@ def commit_version(
         parent_version=base_version,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    data = committed.to_json()
+    data, key = committed.to_json(), version_key(version)
     try:
-        store.write_new(version_key(version), data)
+        _create(store, key, data, version)
+    except VersionConflictError:
+        if discard is not None:
+            discard()  # the record is another writer's: nothing references these shards
+        raise
+    except BaseException as exc:
+        landed = _holds(store, key, data)
+        if landed is None:
+            raise CommitUnknownError(
+                f"the commit of version {version} of {store.url} failed ({exc}) and the version "
+                f"record could not be read back, so it is unknown whether it was committed; "
+                f"nothing was deleted. Check with: python -m sparkshard history {store.url} "
+                f"(if version {version} is missing, run the write again; gc removes its files)"
+            ) from exc
+        if not landed or not isinstance(exc, Exception):
+            if not landed and discard is not None:
+                discard()
+            raise
+        log.warning("the commit request for version %d failed (%s) but it landed", version, exc)
+    publish_index(store, version, data)
+    log.info("committed version %d of %s (%d shards)", version, store.url, len(committed.shards))
+    return committed
+
+
+def _create(store: Store, key: str, data: bytes, version: int) -> None:
+    try:
+        store.write_new(key, data)
     except FileExistsError:
         raise VersionConflictError(
             f"another writer committed version {version} of {store.url} while this write "
             "ran; this write was not published and its shards were removed: run it again "
             "against the new version"
         ) from None
-    if list_versions(store)[-1] == version:  # do not move index.json back past a newer commit
+
+
+def _holds(store: Store, key: str, data: bytes) -> bool | None:
+    """Whether ``key`` holds exactly ``data`` (False if absent or other bytes; None: unknown)."""
+    try:
+        return store.read(key) == data
+    except FileNotFoundError:
+        return False
+    except Exception as exc:
+        log.warning("could not read back %s/%s: %s", store.url, key, exc)
+        return None
+
+
+def publish_index(store: Store, version: int, data: bytes) -> bool:
+    """Copy committed version ``version`` (``data``) to ``index.json`` unless a newer version
+    exists. Best effort: a failure is logged, never raised (the commit has happened, and the
+    next write, or ``python -m sparkshard verify --repair``, brings index.json up to date)."""
+    try:
+        if list_versions(store)[-1] != version:  # do not move index.json back past a newer one
+            return False
         store.write(INDEX_KEY, data)
-    log.info("committed version %d of %s (%d shards)", version, store.url, len(committed.shards))
-    return committed
+    except Exception as exc:
+        log.warning(
+            "version %d of %s is committed, but index.json (the copy Mosaic readers open) could "
+            "not be updated (%s); sparkshard readers read the version record. The next write "
+            "repairs it, or run: python -m sparkshard verify --repair %s",
+            version, store.url, exc, store.url,
+        )  # fmt: skip
+        return False
+    return True
+
+
+def repair_index(store: Store) -> bool:
+    """Make ``index.json`` the latest version record if it is not; True if it was rewritten."""
+    versions = list_versions(store)
+    if not versions:
+        return False
+    data = store.read(version_key(versions[-1]))
+    try:
+        current = store.read(INDEX_KEY)
+    except FileNotFoundError:
+        current = None
+    if current == data:
+        return False
+    rewritten = publish_index(store, versions[-1], data)
+    if rewritten:
+        log.info("repaired index.json of %s: it now holds version %d", store.url, versions[-1])
+    return rewritten
 
 
 def publish_write(
@@ -132,8 +220,12 @@ def publish_write(
     lineage: dict[str, Any],
     writer: dict[str, Any],
     started: float,
+    discard: Callable[[], None] | None = None,
 ) -> DatasetInfo:
-    """Commit one write's shards as the next version; ``append`` keeps the previous shards."""
+    """Commit one write's shards as the next version; ``append`` keeps the previous shards.
+
+    ``discard`` deletes the write's shards; it runs only if the version is known not to be
+    committed (see :func:`commit_version`)."""
     keep = previous.shards if (mode == "append" and previous is not None) else ()
     base = previous.dataset_version if previous is not None else None
     if previous is not None and base is None:
@@ -145,7 +237,11 @@ def publish_write(
         "writer": {**writer, "mode": mode},
     }
     committed = commit_version(
-        store, DatasetIndex(tuple(keep) + tuple(records)), base_version=base, meta=meta
+        store,
+        DatasetIndex(tuple(keep) + tuple(records)),
+        base_version=base,
+        meta=meta,
+        discard=discard,
     )
     return dataset_info(
         store, committed, new_samples=sum(r.samples for r in records), started=started

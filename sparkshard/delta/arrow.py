@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sparkshard.delta.snapshot import DeltaFile, DeltaSnapshot
-from sparkshard.storage import Store, open_store
+from sparkshard.storage import Store, open_store, remote_options
 
 __all__ = ["read_files"]
 
@@ -32,7 +32,7 @@ def read_files(
 ) -> Iterator[pa.Table]:
     """Every row of ``files`` (columns ``columns``), filtered by a pyarrow ``expression``."""
     schema = pa.schema([snapshot.arrow_schema.field(n) for n in columns])
-    source = open_store(snapshot.uri, storage_options)
+    source = open_store(snapshot.uri, remote_options(snapshot.uri, storage_options))
     for file in files:
         parquet = pq.ParquetFile(_open(file, source, storage_options))
         present = [
@@ -49,7 +49,9 @@ def _open(file: DeltaFile, source: Store, storage_options: Mapping[str, Any] | N
         return file.path
     if "://" in file.path:  # an absolute URI (e.g. a shallow clone's files)
         parent, _, name = file.path.rpartition("/")
-        return pa.BufferReader(open_store(parent, storage_options).read(name))
+        return pa.BufferReader(
+            open_store(parent, remote_options(parent, storage_options)).read(name)
+        )
     local = source.local_path(file.path)
     return local if local is not None else pa.BufferReader(source.read(file.path))
 

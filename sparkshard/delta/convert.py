@@ -35,7 +35,7 @@ from sparkshard.delta.plan import SyncPlan, plan_sync
 from sparkshard.delta.rowfilter import RowFilter
 from sparkshard.delta.snapshot import DeltaFile, DeltaSnapshot, load_snapshot
 from sparkshard.errors import SchemaError
-from sparkshard.storage import open_store
+from sparkshard.storage import open_store, remote_options
 from sparkshard.write.writer import ShardWriter
 
 __all__ = ["delta_to_shards"]
@@ -137,7 +137,11 @@ def delta_to_shards(
         settings.row_filter.to_arrow()  # raises the explanation
     snapshot = load_snapshot(uri, version, storage_options)
     settings.check(snapshot)
-    out_options = out_storage_options if out_storage_options is not None else storage_options
+    out_options = (
+        out_storage_options
+        if out_storage_options is not None
+        else remote_options(out, storage_options)
+    )
     store = open_store(out, out_options)
     plan = plan_sync(store, snapshot, settings.to_json(), mode, on_rewrite, storage_options)
     if plan.mode == "current":

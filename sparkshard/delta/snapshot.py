@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from sparkshard.errors import UnsupportedSourceError, require
-from sparkshard.storage import Store, open_store
+from sparkshard.storage import Store, open_store, remote_options
 
 __all__ = [
     "Change",
@@ -114,7 +114,7 @@ def load_snapshot(
     actions = pa.table(table.get_add_actions(flatten=True))
     partitions = tuple(table.metadata().partition_columns)
     files = tuple(_files(actions, partitions))
-    info = commit_info(open_store(uri, storage_options), pinned)
+    info = commit_info(open_store(uri, remote_options(uri, storage_options)), pinned)
     return DeltaSnapshot(
         uri=uri,
         version=pinned,
@@ -144,7 +144,7 @@ def operations(
     uri: str, since: int, until: int, storage_options: Mapping[str, Any] | None = None
 ) -> list[str]:
     """``"5 DELETE"``-style names of the commits ``since < version <= until`` (for messages)."""
-    table = open_store(uri, storage_options)
+    table = open_store(uri, remote_options(uri, storage_options))
     out = []
     for version in range(since + 1, min(until, since + _MAX_LISTED) + 1):
         info = commit_info(table, version) or {}

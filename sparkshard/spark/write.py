@@ -39,7 +39,7 @@ from sparkshard.format.index import ShardRecord
 from sparkshard.format.schema import schema_from_arrow
 from sparkshard.spark.fingerprint import lineage_fingerprint
 from sparkshard.storage import open_store
-from sparkshard.write.commit import GuardedStore, Job, clean_up, commit_job, new_job, select_records
+from sparkshard.write.commit import GuardedStore, Job, clean_up, finish_job, new_job
 from sparkshard.write.settings import WriterSettings
 from sparkshard.write.sink import ShardSink
 
@@ -213,18 +213,15 @@ def run_job(
     if mode == "append" and previous is not None:
         check_append_schema(previous, job.schema, store.url)
     log.info("writing to %s as job %s (%s)", store.url, job.token, mode)
-    keep: set[str] | None = None
     try:
         rows = df.mapInArrow(_task(job), _RESULT).collect()
-        tasks_done = time.perf_counter()
-        records = select_records(rows, job)
-        info = commit_job(store, job, mode, previous, records, source, started)
-        keep = {r.stored.basename for r in records}
-    finally:
-        clean_up(store, job, keep)
+    except BaseException:
+        clean_up(store, job, None)  # no version references the job's files: remove them
+        raise
+    tasks_done = time.perf_counter()
+    info = finish_job(store, job, mode, previous, rows, source, started)
     log.info(
-        "committed version %d: %d samples in %d shards; tasks %.1f s, commit %.2f s",
-        info.version, info.new_samples, len(records), tasks_done - started,
-        time.perf_counter() - tasks_done,
+        "committed version %d: %d samples; tasks %.1f s, commit %.2f s",
+        info.version, info.new_samples, tasks_done - started, time.perf_counter() - tasks_done,
     )  # fmt: skip
     return info

@@ -18,7 +18,7 @@ from sparkshard.storage._cloud_options import CloudOptions, cloud_options
 from sparkshard.storage._fsspec import FsspecStore
 from sparkshard.storage._local import LocalStore, write_atomically
 from sparkshard.storage.store import Store
-from sparkshard.storage.urls import open_store
+from sparkshard.storage.urls import is_local, open_store, remote_options
 from sparkshard.storage.wrapper import StoreWrapper
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "StoreWrapper",
     "UnsupportedURLError",
     "cloud_options",
+    "is_local",
     "open_store",
+    "remote_options",
     "write_atomically",
 ]

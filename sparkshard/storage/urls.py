@@ -23,7 +23,7 @@ from sparkshard.storage._fsspec import FsspecStore
 from sparkshard.storage._local import LocalStore
 from sparkshard.storage.store import Store
 
-__all__ = ["CLOUD_SCHEMES", "open_store"]
+__all__ = ["CLOUD_SCHEMES", "is_local", "open_store", "remote_options"]
 
 log = logging.getLogger(__name__)
 CLOUD_SCHEMES = {
@@ -44,24 +44,30 @@ _SUPPORTED = (
 
 
 def open_store(
-    url: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+    url: str | os.PathLike[str] | Store, storage_options: Mapping[str, Any] | None = None
 ) -> Store:
     """The backend for ``url`` (see the table above); ``storage_options`` configure clouds.
 
     Credentials come from each cloud's standard environment and credential chain unless
     ``storage_options`` give them (see :mod:`sparkshard.storage._cloud_options`). Opening a
-    store sends no request.
+    store sends no request. A :class:`Store` passed as ``url`` is used as it is (your own
+    backend, or a wrapped one). ``storage_options`` for a local path or a ``Store`` are
+    refused: they would have no effect.
     """
+    if isinstance(url, Store):
+        _no_options(storage_options, repr(url))
+        return url
     text = os.fspath(url)
     if text.lower().startswith("dbfs:"):
+        _no_options(storage_options, text)
         return LocalStore(_dbfs_path(text))
     if "://" not in text:
-        if storage_options:
-            log.debug("storage_options are ignored for the local path %s", text)
+        _no_options(storage_options, text)
         return LocalStore(text)
     scheme, _, rest = text.partition("://")
     scheme = scheme.lower()
     if scheme == "file":
+        _no_options(storage_options, text)
         return LocalStore(rest.removeprefix("localhost"))
     if scheme in CLOUD_SCHEMES:
         return _cloud_store(text, scheme, rest, storage_options)
@@ -118,3 +124,27 @@ def _fsspec_store(text: str, scheme: str, storage_options: Mapping[str, Any] | N
             f"installed ({exc})"
         ) from None
     return FsspecStore(text, cls(**dict(storage_options or {})))
+
+
+def is_local(url: str | os.PathLike[str]) -> bool:
+    """Whether ``url`` is read and written on the local file system (a path, ``file://``,
+    ``dbfs:``)."""
+    text = os.fspath(url)
+    return "://" not in text or text.lower().startswith(("file://", "dbfs:"))
+
+
+def remote_options(
+    url: str | os.PathLike[str], storage_options: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """``storage_options`` shared by a local and a remote location (e.g. a Delta table on S3
+    and its shards on local disk), for ``url``: None where ``url`` is local."""
+    return None if is_local(url) else storage_options
+
+
+def _no_options(storage_options: Mapping[str, Any] | None, where: str) -> None:
+    if storage_options:
+        raise ValueError(
+            f"storage_options {sorted(storage_options)} were given for {where}, which is "
+            "read and written on the local file system, where they have no effect: drop them "
+            "(they configure s3://, gs://, az:// and fsspec URLs)"
+        )

@@ -8,7 +8,7 @@ The commit protocol (DESIGN.md §3) that makes a Spark write exactly-once:
 - Tasks write through a :class:`GuardedStore`, so a straggler attempt that writes after
   the job finished removes its own file.
 - The driver keeps one finished attempt per partition (:func:`select_records`), commits
-  them as a new dataset version (:func:`commit_job`), then writes the job's marker
+  them as a new dataset version (:func:`finish_job`), then writes the job's marker
   ``_sparkshard/jobs/{token}`` and deletes every file of the job the version does not
   reference (:func:`clean_up`).
 
@@ -36,7 +36,7 @@ __all__ = [
     "GuardedStore",
     "Job",
     "clean_up",
-    "commit_job",
+    "finish_job",
     "new_job",
     "select_records",
 ]
@@ -120,17 +120,27 @@ def select_records(rows: list[Any], job: Job) -> list[ShardRecord]:
     return records
 
 
-def commit_job(
+def finish_job(
     store: Store,
     job: Job,
     mode: str,
     previous: DatasetIndex | None,
-    records: list[ShardRecord],
+    rows: list[Any],
     source: dict[str, Any],
     started: float,
 ) -> DatasetInfo:
-    """Publish the records as a new version, with the same meta block as ShardWriter."""
-    return publish_write(
+    """The driver's half after the tasks: keep one attempt per partition, commit it as a new
+    version (same meta block as ShardWriter), then sweep the job's unreferenced files.
+
+    The job's files are deleted wholesale only while no version references them: if the
+    commit fails, :func:`commit_version` decides (see there), never this function.
+    """
+    try:
+        records = select_records(rows, job)
+    except BaseException:
+        clean_up(store, job, None)
+        raise
+    info = publish_write(
         store,
         previous=previous,
         mode=mode,
@@ -139,7 +149,10 @@ def commit_job(
         lineage=source,
         writer={**job.settings.to_json(), "spark_job": job.token},
         started=started,
+        discard=lambda: clean_up(store, job, None),
     )
+    clean_up(store, job, {r.stored.basename for r in records})
+    return info
 
 
 def clean_up(store: Store, job: Job, keep: set[str] | None) -> None:

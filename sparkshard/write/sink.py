@@ -95,16 +95,17 @@ class ShardSink:
         self._add([columns[name] for name in self._names])
 
     def close(self) -> list[ShardRecord]:
-        """Seal the last shard, wait for every upload, and return all records in order."""
+        """Seal the last shard, wait for every upload, and return all records in order.
+
+        If an upload failed this raises its error, and :meth:`abort` still finds every
+        shard that did land (futures leave the list only once their record is kept)."""
         self._flush_rows()
         if self._pending_samples:
             self._seal()
-        try:
-            for future in self._futures:
-                self._records.append(future.result())
-        finally:
-            self._futures.clear()
-            self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True)
+        while self._futures:
+            self._records.append(self._futures[0].result())
+            self._futures.pop(0)
         return list(self._records)
 
     def abort(self) -> None:
@@ -181,7 +182,8 @@ class ShardSink:
         self._pending_samples, self._pending_bytes = 0, shard_overhead(self._config)
         seq = len(self._records) + len(self._futures)
         while len(self._futures) >= _IN_FLIGHT:
-            self._records.append(self._futures.pop(0).result())
+            self._records.append(self._futures[0].result())
+            self._futures.pop(0)
         self._futures.append(self._pool.submit(self._finish_shard, columns, seq))
 
     def _finish_shard(self, columns: list[pa.Array], seq: int) -> ShardRecord:

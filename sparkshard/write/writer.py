@@ -8,7 +8,8 @@
 Shards are written as they fill; the dataset becomes visible only when the block
 exits cleanly (the version record, then ``index.json``). If the block raises, nothing is
 published, the shards written so far are removed, and any previous version stays
-intact and readable.
+intact and readable. Once the version record exists the version is committed: a later
+failure (``index.json``, the process) never deletes what it references.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -77,6 +78,7 @@ class ShardWriter:
         self._sink: ShardSink | None = None
         self._started = time.perf_counter()
         self._info: DatasetInfo | None = None
+        self._committing = False
         # Plain MDS encodings are complete on their own; Arrow input may refine them.
         self._explicit = Schema.from_encodings(self._columns) if self._columns is not None else None
 
@@ -126,18 +128,24 @@ class ShardWriter:
             return self._info
         if self._sink is None:
             self._open(self._empty_schema())
-        assert self._sink is not None
+        sink = self._sink
+        assert sink is not None
         try:
-            records = self._sink.close()
-            self._info = self._commit(records, self._sink.schema)
+            records = sink.close()
         except BaseException:
-            self._sink.abort()
+            self.abort()
             raise
+        # From here the commit decides: it deletes the shards only if it knows that no
+        # version record references them (see commit_version).
+        self._committing = True
+        self._info = self._commit(records, sink.schema, discard=sink.abort)
         return self._info
 
     def abort(self) -> None:
-        """Drop everything written so far; nothing is published."""
-        if self._sink is not None and self._info is None:
+        """Drop everything written so far; nothing is published. Once the commit has been
+        attempted this does nothing: the commit itself removes the shards if, and only if,
+        they were not committed."""
+        if self._sink is not None and self._info is None and not self._committing:
             self._sink.abort()
             log.warning("write to %s aborted; no version was published", self._store.url)
 
@@ -162,7 +170,9 @@ class ShardWriter:
             settings=self._settings,
         )
 
-    def _commit(self, records: list[ShardRecord], schema: Schema) -> DatasetInfo:
+    def _commit(
+        self, records: list[ShardRecord], schema: Schema, discard: Callable[[], None]
+    ) -> DatasetInfo:
         return publish_write(
             self._store,
             previous=self._previous,
@@ -172,4 +182,5 @@ class ShardWriter:
             lineage=self._lineage,
             writer=self._settings.to_json(),
             started=self._started,
+            discard=discard,
         )

@@ -78,7 +78,11 @@ def test_open_store_routes_local_urls(tmp_path: Path) -> None:
     assert open_store("dbfs:/Volumes/main/default/vol/ds").url == "/Volumes/main/default/vol/ds"
     assert open_store("dbfs:/mnt/data/ds").url == "/dbfs/mnt/data/ds"
     assert open_store("/dbfs/mnt/data/ds").url == "/dbfs/mnt/data/ds"
-    assert isinstance(open_store(tmp_path, {"anon": True}), LocalStore)  # options ignored
+    # Options would have no effect on a local path: refused, never silently ignored.
+    with pytest.raises(ValueError, match=r"storage_options \['anon'\].*no effect: drop them"):
+        open_store(tmp_path, {"anon": True})
+    store = LocalStore(tmp_path)
+    assert open_store(store) is store  # a Store is used as it is
 
 
 def test_open_store_routes_cloud_urls_without_a_request() -> None:
