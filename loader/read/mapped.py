@@ -1,4 +1,5 @@
-"""One decompressed MDS shard on local disk, memory-mapped, decoded singly or by batch.
+"""One raw (decompressed) MDS shard, decoded singly or by batch: a file on local disk,
+memory-mapped, or bytes decompressed into memory (:meth:`MappedShard.of_bytes`).
 
 The batch path gathers whole batches with numpy: when every column has a fixed size the
 samples form a regular (samples, bytes) matrix and a batch is one row gather; otherwise
@@ -26,26 +27,43 @@ _SMALL_GATHER = 256  # bytes per value up to which a fancy-index gather beats a 
 class MappedShard:
     """Random access to the samples of one raw (decompressed) shard file."""
 
-    def __init__(self, path: str, record: ShardRecord, fd: int | None = None) -> None:
-        """Map ``path`` (or the already open ``fd`` of it, which the caller keeps owning)."""
+    def __init__(
+        self, path: str, record: ShardRecord, fd: int | None = None, data: bytes | None = None
+    ) -> None:
+        """Map ``path`` (or the already open ``fd`` of it, which the caller keeps owning), or
+        use ``data``, the raw shard in memory (``path`` then only names it in messages)."""
         self.path = path
         self.record = record
-        if fd is None:
-            with open(path, "rb") as f:
-                self._mmap = _map(f.fileno())
+        self._mmap: mmap.mmap | None = None
+        if data is not None:
+            self._data: bytes | mmap.mmap = data
         else:
-            self._mmap = _map(fd)
-        data = self._mmap if self._mmap is not None else b""
-        self._buf = np.frombuffer(data, np.uint8)
-        self._offsets = read_offsets(memoryview(data), record.samples, path).astype(np.int64)
+            if fd is None:
+                with open(path, "rb") as f:
+                    self._mmap = _map(f.fileno())
+            else:
+                self._mmap = _map(fd)
+            self._data = self._mmap if self._mmap is not None else b""
+        self._buf = np.frombuffer(self._data, np.uint8)
+        self._offsets = read_offsets(memoryview(self._data), record.samples, path).astype(np.int64)
         self._encodings = [get_encoding(e) for e in record.column_encodings]
         self._sizes = list(record.column_sizes)
         self._nvar = sum(1 for s in self._sizes if s is None)
         self._width = int(sum(s for s in self._sizes if s is not None))  # fixed bytes per sample
         self._where = {name: i for i, name in enumerate(record.column_names)}
 
+    @classmethod
+    def of_bytes(cls, data: bytes, record: ShardRecord, name: str) -> MappedShard:
+        """A shard decompressed into memory (``name`` identifies it in messages)."""
+        return cls(name, record, data=data)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._data)
+
     def close(self) -> None:
         self._buf = np.zeros(0, np.uint8)
+        self._data = b""
         if self._mmap is not None:
             try:
                 self._mmap.close()
@@ -135,7 +153,7 @@ class MappedShard:
 
     def _decode_many(self, i: int, starts: np.ndarray, lengths: np.ndarray) -> list[Any]:
         encoding = self._encodings[i]
-        raw = self._mmap if self._mmap is not None else b""  # slicing an mmap yields bytes
+        raw = self._data  # slicing an mmap or bytes yields bytes
         spans = zip(starts.tolist(), (starts + lengths).tolist())
         if encoding.name == "bytes":
             return [raw[a:b] for a, b in spans]

@@ -1,8 +1,10 @@
 """``DatasetReader``: random access to a local MDS dataset (ours or Mosaic's).
 
-Opens ``index.json`` (or a pinned version record), decompresses shards next to their
-compressed form on first use (temp file + atomic rename), optionally verifies hashes,
-and decodes samples one at a time (:meth:`get`) or a batch at a time with numpy
+Opens ``index.json`` (or a pinned version record), maps raw shard files in place or
+decompresses compressed ones into memory (a few, least recently used beyond
+``memory_limit``; nothing is ever written into the dataset, which may be read-only),
+verifies each shard file against its index hash once per process (``verify_hashes=False``
+opts out), and decodes samples one at a time (:meth:`get`) or a batch at a time with numpy
 (:meth:`get_batch`). Columns with a logical type come back restored: None for nulls,
 bool, ``datetime.date`` / ``datetime.datetime`` per sample, or numpy ``bool`` /
 ``datetime64`` / ``timedelta64`` arrays per batch; nullable fixed-size columns come back
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,18 +23,20 @@ from typing import Any
 import numpy as np
 
 from loader.read.mapped import MappedShard
-from sparkshard.dataset.shards import check_local_file, decompress
+from sparkshard.dataset.shards import check_local_file, raw_shard
 from sparkshard.dataset.versions import read_index
 from sparkshard.errors import SchemaError
 from sparkshard.format.encodings import get_encoding
-from sparkshard.format.index import DatasetIndex, ShardRecord, schema_of
+from sparkshard.format.index import DatasetIndex, schema_of
 from sparkshard.format.schema import ColumnSpec, Schema
 from sparkshard.format.values import from_stored
-from sparkshard.storage import LocalStore, write_atomically
+from sparkshard.sizes import parse_size
+from sparkshard.storage import LocalStore
 
 __all__ = ["DatasetReader"]
 
 log = logging.getLogger(__name__)
+_MEMORY_LIMIT = 1 << 30  # decompressed shards kept in memory per reader, at most (bytes)
 _NUMPY_UNITS = {
     "date": "datetime64[D]",
     "timestamp": "datetime64",
@@ -49,9 +54,10 @@ class DatasetReader:
         *,
         version: int | None = None,
         columns: Sequence[str] | None = None,
-        verify_hashes: bool = False,
+        verify_hashes: bool = True,
         allow_unsafe_pickle: bool = False,
         index: DatasetIndex | None = None,
+        memory_limit: int | str = _MEMORY_LIMIT,
     ) -> None:
         self.root = Path(os.fspath(path)).expanduser().absolute()
         self.index = index if index is not None else read_index(LocalStore(self.root), version)
@@ -73,6 +79,11 @@ class DatasetReader:
         layouts = {(s.column_names, s.column_encodings) for s in self.index.shards}
         self._per_shard_columns = len(layouts) > 1 and columns is None
         self._shards: dict[int, MappedShard] = {}
+        self._verified: set[int] = set()  # shards checked in this process (once each)
+        self._in_memory: OrderedDict[int, int] = OrderedDict()  # decompressed: shard -> bytes
+        largest = max((s.raw_data.bytes for s in self.index.shards), default=0)
+        self.memory_limit = max(parse_size(memory_limit, what="memory_limit"), 2 * largest)
+        self._warned = False
         self.bytes_read = 0  # shard bytes decoded by this process (cumulative)
 
     def __len__(self) -> int:
@@ -81,12 +92,15 @@ class DatasetReader:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_shards"] = {}  # memory maps are per process; reopened lazily after a pickle
+        state["_in_memory"] = OrderedDict()
+        state["_verified"] = set()
         return state
 
     def close(self) -> None:
         for shard in self._shards.values():
             shard.close()
         self._shards.clear()
+        self._in_memory.clear()
 
     def abandon(self) -> None:
         """Drop what a forked child inherited; the next read maps shards again."""
@@ -150,36 +164,62 @@ class DatasetReader:
         return {spec.name: _restore_batch(spec, columns) for spec in self._specs}
 
     def shard(self, i: int) -> MappedShard:
-        """Shard ``i`` opened (decompressed and verified first if needed)."""
+        """Shard ``i`` opened: its raw file mapped in place, or its stored file verified and
+        decompressed into memory (never written anywhere: the dataset may be read-only)."""
         opened = self._shards.get(i)
         if opened is None:
-            opened = MappedShard(self.prepare(i), self.index.shards[i])
+            opened = self.open_in_place(i)
+            if opened is None:
+                opened = self._decompressed(i)
             self._shards[i] = opened
+        elif i in self._in_memory:
+            self._in_memory.move_to_end(i)
         return opened
 
-    def prepare(self, i: int) -> str:
-        """Path of shard ``i``'s raw file, decompressing the stored file if needed."""
+    def open_in_place(self, i: int) -> MappedShard | None:
+        """Shard ``i``'s raw file mapped where it lies (checked once per process), or None
+        when only its compressed form is there."""
         record = self.index.shards[i]
         raw_path = self.root / record.raw_data.basename
-        if raw_path.exists():
-            if self.verify_hashes:
-                check_local_file(raw_path, record.raw_data)
-            return str(raw_path)
-        if record.zip_data is None:
-            raise FileNotFoundError(f"shard file {raw_path} is missing")
+        if not raw_path.exists():
+            if record.zip_data is None:
+                raise FileNotFoundError(f"shard file {raw_path} is missing")
+            return None
+        if self.verify_hashes and i not in self._verified:
+            check_local_file(raw_path, record.raw_data)
+            self._verified.add(i)
+        return MappedShard(str(raw_path), record)
+
+    def _decompressed(self, i: int) -> MappedShard:
+        record = self.index.shards[i]
+        assert record.zip_data is not None
         zip_path = self.root / record.zip_data.basename
-        if not zip_path.exists():
-            raise FileNotFoundError(f"shard file {zip_path} is missing (nor is {raw_path} there)")
-        if self.verify_hashes:
-            check_local_file(zip_path, record.zip_data)
-        decompress_shard(zip_path, raw_path, record)
-        return str(raw_path)
+        try:
+            data = zip_path.read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"shard file {zip_path} is missing (nor is its raw form "
+                f"{record.raw_data.basename} there)"
+            ) from None
+        raw = bytes(raw_shard(record, data, str(zip_path), verify=self.verify_hashes))
+        self._make_room(len(raw))
+        self._in_memory[i] = len(raw)
+        return MappedShard.of_bytes(raw, record, str(zip_path))
 
-
-def decompress_shard(zip_path: Path, raw_path: Path, record: ShardRecord) -> None:
-    """Decompress into ``raw_path`` atomically; a bad file raises CorruptShardError."""
-    where = f"shard {zip_path}"
-    write_atomically(raw_path, decompress(record, zip_path.read_bytes(), where))
+    def _make_room(self, size: int) -> None:
+        """Drop least recently used decompressed shards until ``size`` more bytes fit."""
+        while self._in_memory and sum(self._in_memory.values()) + size > self.memory_limit:
+            oldest, _ = self._in_memory.popitem(last=False)
+            self._shards.pop(oldest).close()
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "decompressed shards of %s exceed memory_limit=%d bytes, so some are "
+                    "decompressed again; raise it, or read the dataset through a disk cache "
+                    "(StreamingDataset(local=DIR) does that)",
+                    self.root,
+                    self.memory_limit,
+                )
 
 
 def _select(schema: Schema, columns: Sequence[str] | None) -> tuple[str, ...]:

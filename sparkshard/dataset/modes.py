@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from sparkshard.dataset.versions import has_dataset, list_versions, read_index, repair_index
 from sparkshard.errors import DatasetExistsError, SchemaError, VersionConflictError
-from sparkshard.format.index import DatasetIndex
-from sparkshard.format.schema import Schema
+from sparkshard.format.index import DatasetIndex, schema_of
+from sparkshard.format.schema import ColumnSpec, Schema
 
 __all__ = ["MODES", "Mode", "check_append_schema", "check_mode"]
 
@@ -61,14 +61,40 @@ def _check_base(store: Any, expected: int | None, found: int) -> None:
 
 
 def check_append_schema(previous: DatasetIndex, schema: Schema, url: str) -> None:
-    """Appended data must have the same stored columns as the dataset it extends."""
-    if not previous.shards:
+    """Appended data must have the columns of the dataset it extends: the same stored
+    columns and encodings, and the same logical types (unit, time zone), since every row of
+    the new version is read back with one schema."""
+    if previous.shards:
+        first = previous.shards[0]
+        before = list(zip(first.column_names, first.column_encodings))
+        after = schema.stored_columns()
+        if before != after:
+            raise SchemaError(
+                f"cannot append to {url}: its columns are {before} but the new data has "
+                f"{after}; make the schemas match or write with mode='overwrite'"
+            )
+    if not previous.shards and not previous.meta.get("columns"):
         return
-    first = previous.shards[0]
-    before = list(zip(first.column_names, first.column_encodings))
-    after = schema.stored_columns()
-    if before != after:
-        raise SchemaError(
-            f"cannot append to {url}: its columns are {before} but the new data has {after}; "
-            "make the schemas match or write with mode='overwrite'"
-        )
+    old = {c.name: c for c in schema_of(previous).columns}
+    for new in schema.columns:
+        was = old.get(new.name)
+        if was is not None and _logical(was) != _logical(new):
+            raise SchemaError(
+                f"cannot append to {url}: column '{new.name}' is {_describe(was)} there but "
+                f"{_describe(new)} in the new data, so its existing rows would read back "
+                f"wrongly; cast the new column to {was.arrow_type or was.encoding} first, or "
+                "write with mode='overwrite'"
+            )
+
+
+def _logical(spec: ColumnSpec) -> tuple[str | None, str | None, str | None]:
+    return spec.logical, spec.unit, spec.tz
+
+
+def _describe(spec: ColumnSpec) -> str:
+    kind = spec.arrow_type or spec.encoding
+    if spec.logical and spec.logical not in kind:
+        kind += f" ({spec.logical})"
+    if spec.logical == "timestamp":
+        kind += f" in time zone {spec.tz}" if spec.tz else " without a time zone"
+    return kind

@@ -33,6 +33,7 @@ __all__ = [
     "decompress_into",
     "fetch_raw",
     "file_problem",
+    "raw_shard",
 ]
 
 # Cheapest first: the hash a file is checked against when the index records several.
@@ -74,10 +75,16 @@ def _size_problem(size: int, info: FileInfo) -> str | None:
 
 
 def check_file(
-    data: bytes | memoryview, info: FileInfo, where: str, *, every_hash: bool = False
+    data: bytes | memoryview,
+    info: FileInfo,
+    where: str,
+    *,
+    verify: bool = True,
+    every_hash: bool = False,
 ) -> None:
-    """Raise :class:`CorruptShardError` naming ``where`` if ``data`` is not the file ``info``."""
-    problem = file_problem(data, info, every_hash=every_hash)
+    """Raise :class:`CorruptShardError` naming ``where`` if ``data`` is not the file ``info``
+    (its size always; its hash with ``verify``)."""
+    problem = file_problem(data, info, verify=verify, every_hash=every_hash)
     if problem is not None:
         raise CorruptShardError(f"{where} {problem}")
 
@@ -132,19 +139,30 @@ def decompress_into(
         )
 
 
-def fetch_raw(store: Store, record: ShardRecord, *, verify: bool = True) -> bytes:
-    """The shard's raw bytes: the stored file read, checked (every hash, if ``verify``) and
-    decompressed."""
-    stored = record.stored
-    data = store.read(stored.basename)
-    if verify:
-        check_file(data, stored, f"shard file {stored.basename}", every_hash=True)
+def raw_shard(
+    record: ShardRecord,
+    stored: bytes | memoryview,
+    where: str,
+    *,
+    verify: bool = True,
+    every_hash: bool = False,
+) -> bytes | memoryview:
+    """The raw shard from the bytes of its stored file: the file checked (its size; its hash
+    with ``verify``), decompressed if compressed, and the result checked the same way."""
+    check_file(stored, record.stored, f"shard file {where}", verify=verify, every_hash=every_hash)
     if record.zip_data is None:
-        return data
-    raw = decompress(record, data, f"shard file {stored.basename}")
-    if verify:
-        check_file(raw, record.raw_data, f"decompressed shard {stored.basename}", every_hash=True)
+        return stored
+    raw = decompress(record, stored, f"shard file {where}")
+    check_file(
+        raw, record.raw_data, f"decompressed shard {where}", verify=verify, every_hash=every_hash
+    )
     return raw
+
+
+def fetch_raw(store: Store, record: ShardRecord, *, verify: bool = True) -> bytes:
+    """The shard's raw bytes read from ``store``, every recorded hash checked if ``verify``."""
+    data = store.read(record.stored.basename)
+    return bytes(raw_shard(record, data, record.stored.basename, verify=verify, every_hash=True))
 
 
 def check_local_file(path: str | os.PathLike[str], info: FileInfo, *, verify: bool = True) -> None:

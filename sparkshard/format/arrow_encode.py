@@ -9,6 +9,7 @@ with no nulls; nulls become placeholders and are reported in a separate mask.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,8 @@ def _encode(spec: ColumnSpec, array: pa.Array, mask: np.ndarray | None) -> pa.Ar
         )
     if encoding in ("str_int", "str_float", "str_decimal") and not _is_text(t):
         array = pc.cast(array, pa.string())
+    elif _is_text(t) and encoding != "bytes":
+        _check_utf8(spec, array)
     # Text and binaries pass through: str, bytes, json text, and pre-encoded images/pickles.
     if pa.types.is_fixed_size_binary(t):
         array = array.cast(pa.binary())
@@ -91,6 +94,20 @@ def _encode(spec: ColumnSpec, array: pa.Array, mask: np.ndarray | None) -> pa.Ar
     if array.null_count:
         array = pc.fill_null(array, pa.scalar(placeholder_bytes(encoding), _BINARY))
     return array
+
+
+def _check_utf8(spec: ColumnSpec, array: pa.Array) -> None:
+    """Text that is not valid UTF-8 would be written and then fail every read: refuse it."""
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        found = re.search(r"index (\d+)", str(exc))
+        where = f"row {found.group(1)} of the batch" if found else "a row"
+        raise EncodingError(
+            f"column '{spec.name}' holds text that is not valid UTF-8 ({where}: {exc}); "
+            "readers could not decode it. Fix the data (e.g. decode it with the right charset "
+            f"in Spark), or keep the raw bytes with columns={{'{spec.name}': 'bytes'}}"
+        ) from None
 
 
 def _is_text(t: pa.DataType) -> bool:

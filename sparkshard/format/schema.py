@@ -169,7 +169,7 @@ def _classify(name: str, t: pa.DataType) -> tuple[str | None, str, list[str]]:
     if pa.types.is_decimal(t):
         return "decimal", "str_decimal", ["str_decimal", "float32", "float64"]
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return None, "str", ["str", "json", "str_int", "str_float", "str_decimal"]
+        return None, "str", ["str", "bytes", "json", "str_int", "str_float", "str_decimal"]
     if (
         pa.types.is_binary(t)
         or pa.types.is_large_binary(t)

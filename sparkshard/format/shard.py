@@ -144,10 +144,18 @@ def read_offsets(data: memoryview | bytes, expected_samples: int, name: str) -> 
             f"{expected_samples}: the file is damaged or belongs to another dataset"
         )
     offsets = np.frombuffer(data, "<u4", count=int(count) + 1, offset=4)
-    if int(offsets[-1]) != size or (np.diff(offsets.astype(np.int64)) < 0).any():
+    if int(offsets[-1]) != size:
         raise CorruptShardError(
             f"shard {name} is truncated or malformed: its offsets end at {int(offsets[-1])} "
             f"but the file has {size} bytes; delete it so it is fetched or written again"
+        )
+    steps = np.diff(offsets.astype(np.int64))
+    if count and (int(offsets[0]) < 4 * (count + 2) or (steps < 0).any()):
+        bad = int(np.flatnonzero(steps < 0)[0]) if (steps < 0).any() else 0
+        raise CorruptShardError(
+            f"shard {name} is malformed: the offset of sample {bad} points outside its samples "
+            "(the offsets must rise from the end of the header); the file is damaged: delete "
+            "it so it is fetched or written again"
         )
     return offsets
 

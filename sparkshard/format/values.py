@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from sparkshard.errors import EncodingError
 from sparkshard.format.encodings import get_encoding
 from sparkshard.format.schema import ColumnSpec
 
@@ -97,7 +98,19 @@ def from_stored(spec: ColumnSpec, value: Any) -> Any:
         return value
     if logical == "bool":
         return bool(value)
-    count = int(value)
+    try:
+        return _temporal(spec, int(value))
+    except (OverflowError, ValueError) as exc:
+        kind = {"date": "datetime.date", "timestamp": "datetime.datetime"}.get(logical, logical)
+        raise EncodingError(
+            f"column '{spec.name}' holds {int(value)} ({spec.unit or 'us'}) since the epoch, "
+            f"beyond what Python's {kind} can hold (years 1..9999; {exc}); read it as numpy "
+            "datetime64/timedelta64 through get_batch, or cast the column to int64 when writing"
+        ) from None
+
+
+def _temporal(spec: ColumnSpec, count: int) -> Any:
+    logical = spec.logical
     if logical == "date":
         return _EPOCH_DATE + dt.timedelta(days=count)
     per_second = _PER_SECOND[spec.unit or "us"]

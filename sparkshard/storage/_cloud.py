@@ -3,8 +3,10 @@
 One request per operation: ``write`` is a single PUT (atomic: the object appears whole or
 not at all), ``write_new`` a conditional PUT (``If-None-Match: *`` on S3 and Azure,
 ``x-goog-if-generation-match: 0`` on GCS), ``read_range`` a ranged GET. obstore retries
-transient failures with backoff within the limits of :mod:`sparkshard.storage._cloud_options`;
-what still fails is translated to ``FileNotFoundError``, ``PermissionError``,
+transient failures with backoff within the limits of :mod:`sparkshard.storage._cloud_options`,
+and every request is tried again here too, with backoff, until ``retry_timeout`` has passed
+(obstore's retries alone spend themselves in seconds on a refused connection); what still
+fails is translated to ``FileNotFoundError``, ``PermissionError``,
 ``FileExistsError`` or :class:`~sparkshard.errors.StorageError`, naming the URL.
 """
 
@@ -12,10 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+import re
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sparkshard.errors import StorageError, require
-from sparkshard.storage._cloud_options import CloudOptions
+from sparkshard.storage._cloud_options import CloudOptions, seconds
 from sparkshard.storage.store import check_key
 
 __all__ = ["CloudStore"]
@@ -27,6 +32,15 @@ log = logging.getLogger(__name__)
 # library, not configuration), so such a child gets an error instead of a hang.
 _RUNTIME_PID: list[int] = []
 _MISSING_BUCKET = ("NoSuchBucket", "ContainerNotFound", "bucket does not exist")
+# Failures worth another try: the connection or the server, never the request itself (a
+# missing object, a bad range or a refused credential fails the same way every time).
+_TRANSIENT = re.compile(
+    r"error sending request|connect|timed? ?out|reset by peer|broken pipe|connection closed"
+    r"|status(?: code)?[:= ]+(?:5\d\d|408|429)|slow ?down|service ?unavailable|internal ?error",
+    re.IGNORECASE,
+)
+_FIRST_BACKOFF, _MAX_BACKOFF = 0.1, 15.0  # seconds between tries of one request
+_T = TypeVar("_T")
 _CREDENTIALS = {
     "s3": (
         "storage_options key/secret (and token), profile, or the standard AWS chain "
@@ -51,6 +65,7 @@ class CloudStore:
         self._bucket, self._prefix, self._options = bucket, prefix.strip("/"), options
         self._client: Any = None
         self._pid = -1
+        self._window = seconds(options.retry.get("retry_timeout", 0))
         _build(bucket, self._prefix, options)  # bad options fail here, with no request sent
 
     def __repr__(self) -> str:
@@ -74,7 +89,7 @@ class CloudStore:
         obstore = self._obstore()
         check_key(key, self._url)
         try:
-            return memoryview(obstore.get(self._native(), key).bytes())  # no copy
+            return memoryview(self._retrying(lambda: obstore.get(self._native(), key).bytes()))
         except Exception as exc:
             raise self._error(exc, "read", key) from exc
 
@@ -88,7 +103,11 @@ class CloudStore:
                 raise FileNotFoundError(f"{self._target(key)} does not exist")
             return b""
         try:
-            return bytes(obstore.get_range(self._native(), key, start=start, length=length))
+            return bytes(
+                self._retrying(
+                    lambda: obstore.get_range(self._native(), key, start=start, length=length)
+                )
+            )
         except FileNotFoundError as exc:
             raise self._error(exc, "read", key) from exc
         except Exception as exc:
@@ -102,7 +121,7 @@ class CloudStore:
         obstore = self._obstore()
         check_key(key, self._url)
         try:
-            obstore.put(self._native(), key, data, use_multipart=False)
+            self._retrying(lambda: obstore.put(self._native(), key, data, use_multipart=False))
         except Exception as exc:
             raise self._error(exc, "write", key) from exc
 
@@ -111,7 +130,7 @@ class CloudStore:
         exceptions = self._exceptions()
         check_key(key, self._url)
         try:
-            obstore.put(self._native(), key, data, mode="create")
+            self._retrying(lambda: obstore.put(self._native(), key, data, mode="create"))
             return
         except (exceptions.AlreadyExistsError, exceptions.PreconditionError) as exc:
             conflict = exc
@@ -135,11 +154,13 @@ class CloudStore:
         obstore = self._obstore()
         folder = check_key(prefix, self._url).strip("/")
         try:
-            keys = [
-                meta["path"]
-                for chunk in obstore.list(self._native(), folder or None, chunk_size=1000)
-                for meta in chunk
-            ]
+            keys = self._retrying(
+                lambda: [
+                    meta["path"]
+                    for chunk in obstore.list(self._native(), folder or None, chunk_size=1000)
+                    for meta in chunk
+                ]
+            )
         except Exception as exc:
             raise self._error(exc, "list", prefix) from exc
         if not keys and folder and self.exists(folder):
@@ -150,7 +171,7 @@ class CloudStore:
         obstore = self._obstore()
         check_key(key, self._url)
         try:
-            obstore.delete(self._native(), key)
+            self._retrying(lambda: obstore.delete(self._native(), key))
         except FileNotFoundError:
             pass
         except Exception as exc:
@@ -163,9 +184,53 @@ class CloudStore:
         obstore = self._obstore()
         check_key(key, self._url)
         try:
-            return int(obstore.head(self._native(), key)["size"])
+            return int(self._retrying(lambda: obstore.head(self._native(), key))["size"])
         except Exception as exc:
             raise self._error(exc, "stat", key) from exc
+
+    def _retrying(self, request: Callable[[], _T]) -> _T:
+        """``request()``, tried again with backoff while it fails for a reason that may pass
+        (a refused connection, a timeout, a server error) until ``retry_timeout`` has passed
+        since the first try: an outage shorter than that window is ridden out whatever its
+        kind. Missing objects, denied access, conflicts and bad requests fail at once."""
+        if self._window <= 0:
+            return request()
+        deadline = time.monotonic() + self._window
+        delay = _FIRST_BACKOFF
+        while True:
+            try:
+                return request()
+            except Exception as exc:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._transient(exc):
+                    raise
+                log.warning(
+                    "request to %s failed (%s); retrying in %.1f s (%.0f s of retry_timeout "
+                    "left)", self._url, _first_line(exc), min(delay, left), left,
+                )  # fmt: skip
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, _MAX_BACKOFF)
+
+    def _transient(self, exc: Exception) -> bool:
+        exceptions = self._exceptions()
+        permanent = (
+            FileNotFoundError,
+            exceptions.PermissionDeniedError,
+            exceptions.UnauthenticatedError,
+            exceptions.AlreadyExistsError,
+            exceptions.PreconditionError,
+            exceptions.NotSupportedError,
+            exceptions.InvalidPathError,
+            exceptions.UnknownConfigurationKeyError,
+        )
+        if isinstance(exc, permanent) or not isinstance(exc, exceptions.BaseError):
+            return False
+        text = str(exc)
+        if any(marker in text for marker in _MISSING_BUCKET):
+            return False
+        # The first paragraph says what happened; obstore's debug dump below it names every
+        # setting (retry_timeout, ...), which must not count as a symptom.
+        return _TRANSIENT.search(text.split("\n\n", 1)[0]) is not None
 
     def _target(self, key: str) -> str:
         return f"{self._url}/{key}" if key else self._url

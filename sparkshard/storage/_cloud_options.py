@@ -18,12 +18,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["CLOUDS", "DEFAULT_CLIENT", "DEFAULT_RETRY", "CloudOptions", "cloud_options"]
+__all__ = [
+    "CLOUDS",
+    "DEFAULT_CLIENT",
+    "DEFAULT_RETRY",
+    "CloudOptions",
+    "cloud_options",
+    "seconds",
+]
 
 CLOUDS = ("s3", "gcs", "azure")
 DEFAULT_CLIENT: Mapping[str, Any] = MappingProxyType(
@@ -137,6 +145,29 @@ def cloud_options(cloud: str, storage_options: Mapping[str, Any] | None) -> Clou
     return CloudOptions(cloud, config, client, retry, profile)
 
 
+_UNIT_SECONDS = {"ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h)\s*")
+
+
+def seconds(value: Any) -> float:
+    """A duration as :func:`_duration` keeps it (timedelta, number or ``"1m 30s"``), in
+    seconds; 0 for nothing."""
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value or "").strip().lower()
+    total, position = 0.0, 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise ValueError(f"{value!r} is not a duration such as '30s', '2m' or '1m 30s'")
+    return total
+
+
 def _mapping(value: Any, name: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -161,20 +192,18 @@ def _count(value: Any, name: str) -> int:
 
 def _duration(value: Any, name: str) -> dt.timedelta | str:
     """Seconds (int/float), a ``timedelta``, or a duration string obstore parses (``"30s"``)."""
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        return value.strip()
-    else:
-        seconds = -1.0
-    if seconds <= 0:
+    try:
+        span = -1.0 if isinstance(value, bool) or value is None else seconds(value)
+    except (TypeError, ValueError):
+        span = -1.0
+    if span <= 0:
         raise ValueError(
             f"storage option {name!r} must be a positive number of seconds, a timedelta or a "
             f"duration such as '30s', got {value!r}"
         )
-    return dt.timedelta(seconds=seconds)
+    if isinstance(value, str):
+        return value.strip()
+    return dt.timedelta(seconds=span)
 
 
 def _gcs_token(token: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from sparkshard.format.schema import Schema, check_columns
 from sparkshard.format.shard import build_shard, payload_lengths, shard_config, shard_overhead
 from sparkshard.format.values import placeholder, to_stored
 from sparkshard.storage import Store
+from sparkshard.write.conform import conform_batch
 from sparkshard.write.settings import WriterSettings
 
 __all__ = ["ShardSink"]
@@ -67,6 +68,7 @@ class ShardSink:
         self._pending_samples = 0
         self._pending_bytes = shard_overhead(self._config)
         self._rows: list[list[Any]] = []
+        self._arrow: pa.Schema | None = None  # the first batch's: every later one must match
         self._records: list[ShardRecord] = []
         self._futures: list[Future[ShardRecord]] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparkshard-seal")
@@ -85,7 +87,16 @@ class ShardSink:
     def write_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Encode a whole Arrow batch column by column with numpy/Arrow kernels."""
         self._flush_rows()
+        if not batch.num_columns and batch.num_rows:
+            raise SchemaError(
+                f"a batch of {batch.num_rows} rows has no columns, and MDS stores samples as "
+                "columns: select at least one column to write"
+            )
         check_columns(self._schema, batch.schema.names)
+        if self._arrow is None:
+            self._arrow = batch.schema
+        else:
+            batch = conform_batch(batch, self._arrow)
         columns: dict[str, pa.Array] = {}
         for spec in self._schema.columns:
             payloads, mask = encode_column(spec, batch.column(spec.name))
@@ -136,7 +147,15 @@ class ShardSink:
             value = placeholder(spec)
         if type(value) is bytes:  # pre-encoded, as in MDS (a bytearray is a value to encode)
             return value
-        return get_encoding(spec.encoding).encode(to_stored(spec, value))
+        try:
+            return get_encoding(spec.encoding).encode(to_stored(spec, value))
+        except EncodingError as exc:
+            raise EncodingError(f"column '{name}': {exc}") from None
+        except (ValueError, TypeError, OverflowError, UnicodeError) as exc:
+            raise EncodingError(
+                f"column '{name}' cannot store {value!r:.80} as '{spec.encoding}' "
+                f"({type(exc).__name__}: {exc}): fix or drop the value"
+            ) from None
 
     def _flush_rows(self) -> None:
         if not self._rows:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zstandard
 
 from loader import DatasetReader
 from sparkshard import CorruptShardError, IndexFormatError, SchemaError, ShardWriter
@@ -55,10 +56,15 @@ def test_truncated_shard_is_named(dataset: Path) -> None:
 
 
 def test_truncated_raw_shard_without_hashes(dataset: Path) -> None:
-    DatasetReader(dataset).get(0)  # decompresses the first shard next to its zstd file
+    # A decompressed copy beside the zstd file (what Mosaic's reader leaves) is read in place.
     raw = _first_shard(dataset, raw=True)
+    zipped = _first_shard(dataset)
+    raw.write_bytes(zstandard.ZstdDecompressor().decompress(zipped.read_bytes()))
+    assert DatasetReader(dataset).get(0)["id"] == 0
     raw.write_bytes(raw.read_bytes()[:-3])
     with pytest.raises(CorruptShardError, match="truncated or malformed"):
+        DatasetReader(dataset, verify_hashes=False).get(0)
+    with pytest.raises(CorruptShardError, match=f"{raw.name}.*bytes where the index says"):
         DatasetReader(dataset).get(0)
 
 

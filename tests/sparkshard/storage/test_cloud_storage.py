@@ -9,6 +9,7 @@ import multiprocessing
 import threading
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -215,3 +216,30 @@ def test_positive_seconds_become_durations(seconds: float) -> None:
 def test_non_positive_timeouts_are_refused(value: Any) -> None:
     with pytest.raises(ValueError, match="'timeout'"):
         cloud_options("azure", {"timeout": value})
+
+
+@pytest.mark.slow
+def test_an_outage_longer_than_the_client_retries_is_ridden_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused connection exhausts obstore's own retries in seconds; the store keeps trying
+    with backoff for the whole documented window (retry_timeout, 120 s by default)."""
+    from sparkshard import ShardWriter
+    from sparkshard.dataset.versions import read_index
+
+    with MotoServer() as server:
+        url = f"{server.new_bucket()}/ds"
+        options = server.storage_options  # the default retry settings
+        server.stop()
+        back = threading.Timer(15.0, server.start)  # down longer than obstore's retries last
+        back.start()
+        try:
+            with (
+                caplog.at_level("WARNING", logger="sparkshard.storage._cloud"),
+                ShardWriter(url, storage_options=options, size_limit=200) as writer,
+            ):
+                writer.write_batch(pa.table({"id": list(range(50))}))
+        finally:
+            back.join()
+        assert "retrying in" in caplog.text  # the outage was met, and outlasted
+        assert read_index(open_store(url, options)).num_samples == 50
