@@ -13,8 +13,9 @@ How a write runs (DESIGN.md §3):
 3. Driver: one finished attempt per partition is kept (the lowest attempt id), its records
    are ordered by partition then shard, and a new dataset version is committed. Then a
    ``_sparkshard/jobs/{job}`` marker is written and every file of the job that the version
-   does not reference is deleted (failed, killed or speculative attempts). A straggler
-   attempt that writes a shard after that checks the marker and deletes its own file.
+   does not reference is deleted (failed, killed or speculative attempts, and the staging
+   files of shards a killed process was writing). A straggler attempt that writes a shard
+   after that checks the marker and deletes its own file. Each attempt logs how it ended.
    If anything fails before the commit, the job's files are removed and the previous
    version stays as it was. The job and its commit protocol live in
    :mod:`sparkshard.write.commit`.
@@ -34,7 +35,7 @@ import pyarrow as pa
 
 from sparkshard.dataset.modes import Mode, check_append_schema, check_mode
 from sparkshard.dataset.versions import DatasetInfo
-from sparkshard.errors import SchemaError
+from sparkshard.errors import JobFinishedError, SchemaError
 from sparkshard.format.index import ShardRecord
 from sparkshard.format.schema import schema_from_arrow
 from sparkshard.spark.fingerprint import lineage_fingerprint
@@ -149,6 +150,7 @@ def _task(job: Job) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBa
         if context is None:
             raise RuntimeError("sparkshard's write task must run inside a Spark task")
         partition, attempt = context.partitionId(), context.taskAttemptId()
+        name = f"partition {partition} attempt {context.attemptNumber()} (task {attempt})"
         store = GuardedStore(open_store(job.url, job.storage_options), job.marker)
         sink = ShardSink(
             store,
@@ -164,12 +166,21 @@ def _task(job: Job) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBa
                 for sample in _udf_samples(job, batches):
                     sink.write(sample)
             records = sink.close()
-        except BaseException:
+        except BaseException as exc:
             sink.abort()
+            _log_stopped(f"{name} of job {job.token}", exc)
             raise
+        log.info("%s of job %s wrote %d shard(s)", name, job.token, len(records))
         yield _result_batch(partition, attempt, records)
 
     return write_partition
+
+
+def _log_stopped(task: str, exc: BaseException) -> None:
+    """Say that a task attempt gave up; a straggler is expected, a failure Spark retries."""
+    level = logging.INFO if isinstance(exc, JobFinishedError) else logging.WARNING
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    log.log(level, "%s stopped (%s); removed the shards it wrote", task, reason)
 
 
 def _udf_samples(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterable[Mapping[str, Any]]:

@@ -16,7 +16,7 @@ from sparkshard.errors import UnsupportedURLError
 from sparkshard.storage._cloud import CloudStore
 from sparkshard.storage._cloud_options import CloudOptions, cloud_options
 from sparkshard.storage._fsspec import FsspecStore
-from sparkshard.storage._local import LocalStore, write_atomically
+from sparkshard.storage._local import LocalStore, staging_files, write_atomically
 from sparkshard.storage.store import Store
 from sparkshard.storage.urls import is_local, open_store, remote_options
 from sparkshard.storage.wrapper import StoreWrapper
@@ -33,5 +33,6 @@ __all__ = [
     "is_local",
     "open_store",
     "remote_options",
+    "staging_files",
     "write_atomically",
 ]

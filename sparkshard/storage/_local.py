@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sparkshard.storage.store import check_key
+from sparkshard.storage.store import Store, check_key
 
-__all__ = ["LocalStore", "write_atomically"]
+__all__ = ["LocalStore", "staging_files", "write_atomically"]
 
 log = logging.getLogger(__name__)
+_STAGING = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{32}\.tmp")  # see _staging_path
 
 
 class LocalStore:
@@ -92,11 +94,40 @@ class LocalStore:
         return str(self._path(key))
 
 
+def staging_files(store: Store, prefix: str = "") -> dict[str, str]:
+    """What interrupted writes to a local store left under the folder ``prefix``: the key of
+    each staging file -> the key it was being written to.
+
+    A local write stages its data in a hidden ``.{name}.{uuid}.tmp`` beside the target, then
+    renames it into place; a writer killed in between leaves the staging file behind, and
+    :meth:`LocalStore.list` hides it. One may also belong to a write still in progress.
+    Stores without local paths have no partial objects: ``{}``.
+    """
+    root = store.local_path("")
+    if root is None:
+        return {}
+    base = Path(root) / prefix if prefix else Path(root)
+    if not base.is_dir():
+        return {}
+    found = {}
+    for path in base.rglob(".*.tmp"):
+        match = _STAGING.fullmatch(path.name)
+        if match and path.is_file():
+            found[path.relative_to(root).as_posix()] = (
+                path.with_name(match["target"]).relative_to(root).as_posix()
+            )
+    return dict(sorted(found.items()))
+
+
+def _staging_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
 @contextmanager
 def _staged(path: Path, data: bytes) -> Iterator[Path]:
     """``data`` in a private temp file beside ``path``, removed when the block ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = _staging_path(path)
     try:
         tmp.write_bytes(data)
         yield tmp

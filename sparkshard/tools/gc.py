@@ -4,7 +4,9 @@ Keeping the newest ``retain`` versions, :func:`plan_gc` lists
 
 - expired version records (``_sparkshard/versions/`` older than the kept ones),
 - shard files no kept version (nor ``index.json``) references: those of expired versions,
-  and orphans of failed or abandoned writes,
+  and orphans of failed or abandoned writes, half-written ones included (the hidden
+  staging files a local write killed before its rename leaves, see
+  :func:`sparkshard.storage.staging_files`),
 - stale job markers under ``_sparkshard/jobs/`` (jobs no kept version comes from).
 
 A file that nothing references may belong to a write still in progress, so an orphan is
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 
 from sparkshard.dataset.versions import list_versions, version_key
 from sparkshard.format.index import INDEX_KEY, DatasetIndex
-from sparkshard.storage import Store
+from sparkshard.storage import Store, staging_files
 from sparkshard.write.commit import JOBS_PREFIX
 
 __all__ = ["GcPlan", "apply_gc", "plan_gc", "render_gc"]
@@ -77,13 +79,13 @@ def plan_gc(
     finished = {key[len(JOBS_PREFIX) :] for key in store.list(JOBS_PREFIX)}
     clock = time.time() if now is None else now
     files, recent, total = [], [], 0
-    for key in store.list():
-        if key in referenced or not _SHARD.search(key) or key.startswith("_sparkshard/"):
+    for key, target in _shard_files(store).items():
+        if key in referenced:
             continue
         age = _age(store, key, clock)
         if (
             key in expired_files
-            or _token(key) in finished
+            or _token(target) in finished
             or min_age <= 0
             or (age is not None and age >= min_age)
         ):
@@ -122,6 +124,16 @@ def render_gc(plan: GcPlan, *, applied: bool) -> Iterable[str]:
         f"kept version(s) {plan.retained or ['index.json']}"
         + ("" if applied or plan.empty else "; run again with --yes to delete")
     )
+
+
+def _shard_files(store: Store) -> dict[str, str]:
+    """Every shard file in ``store`` -> itself; a local staging file -> the shard it stages."""
+    found = {key: key for key in store.list()} | staging_files(store)
+    return {
+        key: name
+        for key, name in found.items()
+        if _SHARD.search(name) and not key.startswith("_sparkshard/")
+    }
 
 
 def _read(store: Store, key: str) -> DatasetIndex:

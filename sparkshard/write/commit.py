@@ -10,7 +10,7 @@ The commit protocol (DESIGN.md §3) that makes a Spark write exactly-once:
 - The driver keeps one finished attempt per partition (:func:`select_records`), commits
   them as a new dataset version (:func:`finish_job`), then writes the job's marker
   ``_sparkshard/jobs/{token}`` and deletes every file of the job the version does not
-  reference (:func:`clean_up`).
+  reference, half-written staging files of killed attempts included (:func:`clean_up`).
 
 Nothing here imports pyspark: the driver hands in the rows its tasks returned.
 """
@@ -28,7 +28,7 @@ from sparkshard.dataset.versions import DatasetInfo, publish_write
 from sparkshard.errors import JobFinishedError
 from sparkshard.format.index import DatasetIndex, ShardRecord
 from sparkshard.format.schema import Schema
-from sparkshard.storage import Store, StoreWrapper
+from sparkshard.storage import Store, StoreWrapper, staging_files
 from sparkshard.write.settings import WriterSettings
 
 __all__ = [
@@ -156,7 +156,8 @@ def finish_job(
 
 
 def clean_up(store: Store, job: Job, keep: set[str] | None) -> None:
-    """Mark the job finished, then delete its files the committed version does not use.
+    """Mark the job finished, then delete its files the committed version does not use,
+    and what its killed attempts left half-written (a local store's staging files).
 
     ``keep`` None means the job failed: every file it wrote goes, nothing was published.
     """
@@ -167,6 +168,12 @@ def clean_up(store: Store, job: Job, keep: set[str] | None) -> None:
             key
             for key in store.list("data/")
             if key.startswith(job.data_prefix) and key not in (keep or ())
+        ]
+        # Never referenced, and no attempt stages a file after its results came back.
+        orphans += [
+            key
+            for key, target in staging_files(store, "data/").items()
+            if target.startswith(job.data_prefix)
         ]
         for key in orphans:
             store.delete(key)

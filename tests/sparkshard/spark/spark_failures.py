@@ -2,10 +2,12 @@
 
     python tests/sparkshard/spark/spark_failures.py OUT_DIR
 
-Used by test_spark.py: task retries need ``local[N,maxFailures]`` and speculation settings,
-which the shared test session cannot change, so this runs in its own process. Attempt 0
-of partitions 1 and 3 fails half-way through its partition, after shards were written:
-partition 1 raises, partition 3 kills its Python worker outright.
+Used by test_spark.py: task retries need ``local[N,maxFailures]``, which the shared test
+session cannot change, so this runs in its own process. Attempt 0 of partitions 1 and 3
+fails half-way through its partition, after shards were written: partition 1 raises,
+partition 3 kills its Python worker outright (the UDF's worker, not the one writing the
+shards: spark_stragglers.py kills that one). The speculation settings are inert here:
+local mode never speculates (spark_stragglers.py runs a real speculative copy).
 """
 
 from __future__ import annotations

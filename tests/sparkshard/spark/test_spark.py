@@ -206,18 +206,53 @@ def test_failed_job_leaves_previous_version_intact(spark: Any, tmp_path: Path) -
 
 def test_task_retries_keep_every_row_exactly_once(tmp_path: Path) -> None:
     out = tmp_path / "ds"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYSPARK_PYTHON": sys.executable}
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "spark_failures.py"), str(out)],
-        check=False, capture_output=True, text=True, timeout=240, env=env, cwd=REPO,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = _script("spark_failures.py", out)
     assert report["failed"] >= 2  # both injected failures really happened
     assert report["samples"] == 8000 and set(report["seen"]) <= {8000}
     reader = DatasetReader(out)
     assert np.array_equal(reader.get_batch(np.arange(len(reader)))["id"], np.arange(8000))
     assert _unreferenced(out) == set()
+
+
+@pytest.mark.slow
+def test_a_writer_killed_mid_upload_leaves_nothing_behind(tmp_path: Path) -> None:
+    """SIGKILL the process that writes shards half-way through a shard's staging file."""
+    from spark_stragglers import ROWS
+
+    out, side = tmp_path / "ds", tmp_path / "side"
+    side.mkdir()
+    report = _script("spark_stragglers.py", "kill", out, side)
+    killed = json.loads((side / "killed.json").read_text())
+    assert report["failed"] >= 1 and 0 < killed["bytes"] < killed["of"]  # really cut short
+    assert len(killed["landed"]) == 2  # whole shards of the killed attempt: orphans now
+    assert _unreferenced(out) == set()  # neither those nor the half-written staging file
+    assert not (out / "data" / killed["staging"]).exists()
+    assert not any((out / "data" / name).exists() for name in killed["landed"])
+    reader = DatasetReader(out)
+    assert np.array_equal(reader.get_batch(np.arange(len(reader)))["id"], np.arange(ROWS))
+
+
+@pytest.mark.slow
+def test_a_real_speculative_copy_wins_and_the_straggler_removes_its_late_shards(
+    tmp_path: Path,
+) -> None:
+    """Both attempts of one partition write shards; the slow one writes more after the commit."""
+    from spark_stragglers import ROWS, VICTIM
+
+    out, side = tmp_path / "ds", tmp_path / "side"
+    side.mkdir()
+    report = _script("spark_stragglers.py", "speculate", out, side)
+    slow, copy = (report["starts"][f"start-{VICTIM}-{n}"]["task"] for n in (0, 1))
+    assert "JobFinishedError" in report["ends"]["0"]  # it wrote after the job had committed
+    assert " wrote " in report["ends"]["1"]
+    assert report["held"] and all(f"-a{slow}-" in name for name in report["held"])
+    index = json.loads((out / "index.json").read_text())
+    names = [(s["zip_data"] or s["raw_data"])["basename"] for s in index["shards"]]
+    assert any(f"-p{VICTIM:05d}-a{copy}-" in name for name in names)  # the copy won
+    assert not any(f"-a{slow}-" in name for name in names)
+    assert _unreferenced(out) == set()  # the straggler's shards, early and late, are gone
+    reader = DatasetReader(out)
+    assert np.array_equal(reader.get_batch(np.arange(len(reader)))["id"], np.arange(ROWS))
 
 
 def test_duplicate_finished_attempts_keep_the_lowest() -> None:
@@ -317,12 +352,25 @@ def test_udf_iterable_sees_the_whole_partition(spark: Any, numbers: Any, tmp_pat
 # ---- helpers -----------------------------------------------------------------------------
 
 
+def _script(name: str, *args: str | Path, timeout: float = 400) -> dict[str, Any]:
+    """Run one of the scripts next to this file (its own SparkSession); its JSON report."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYSPARK_PYTHON": sys.executable}
+    proc = subprocess.run(
+        [sys.executable, str(HERE / name), *map(str, args)],
+        check=False, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return report
+
+
 def _unreferenced(out: Path) -> set[str]:
+    """Every file under data/ that the index does not reference, hidden staging files too."""
     index = json.loads((out / "index.json").read_text())
     referenced = {(s["zip_data"] or s["raw_data"])["basename"] for s in index["shards"]}
-    files = {p.relative_to(out).as_posix() for p in (out / "data").iterdir()}
+    files = {p.relative_to(out).as_posix() for p in (out / "data").rglob("*") if p.is_file()}
     return (
-        {f for f in files if f.endswith(".zstd") or f.endswith(".mds")}
+        files
         - referenced
         - {
             f.removesuffix(".zstd")

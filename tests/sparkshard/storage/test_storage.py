@@ -15,8 +15,10 @@ from sparkshard.storage import (
     FsspecStore,
     LocalStore,
     Store,
+    StoreWrapper,
     UnsupportedURLError,
     open_store,
+    staging_files,
 )
 from sparkshard.storage.testing import StoreContract
 
@@ -29,6 +31,21 @@ class TestLocalStore(StoreContract):
     def test_local_path_for_mmap(self, store: Store, tmp_path: Path) -> None:
         assert store.local_path("a/b") == str(tmp_path / "root" / "a" / "b")
         assert store.local_path("") == str(tmp_path / "root")
+
+    def test_staging_files_are_what_an_unfinished_write_leaves(self, store: Store) -> None:
+        from sparkshard.storage._local import _staged
+
+        store.write("data/done.mds", b"whole")
+        store.write("data/x.tmp", b"a key that merely ends in .tmp")
+        root = Path(str(store.local_path("")))
+        with _staged(root / "data" / "sub" / "cut.mds.zstd", b"half") as tmp:  # as if killed
+            key = tmp.relative_to(root).as_posix()
+            assert staging_files(store) == {key: "data/sub/cut.mds.zstd"}
+            assert staging_files(StoreWrapper(store), "data/sub") == {key: "data/sub/cut.mds.zstd"}
+            assert staging_files(store, "other/") == {}
+            assert key not in store.list()  # list() hides it: only staging_files finds it
+            store.delete(key)
+        assert staging_files(store) == {}
 
 
 def _fresh(url: str, options: dict[str, Any]) -> Store:
@@ -68,6 +85,12 @@ class TestFsspecMemoryStore(StoreContract):
 
 
 # ------------------------------------------------------------------------- URL routing
+
+
+def test_object_stores_have_no_staging_files() -> None:
+    store = open_store(f"memory://{uuid.uuid4().hex[:8]}/root")
+    store.write("data/.a.mds.0123456789abcdef0123456789abcdef.tmp", b"an object like any other")
+    assert staging_files(store) == {}
 
 
 def test_open_store_routes_local_urls(tmp_path: Path) -> None:

@@ -229,6 +229,25 @@ def test_gc_deletes_only_what_no_kept_version_needs(
     )  # summary
 
 
+def test_gc_removes_half_written_staging_files(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sparkshard.storage._local import _staged
+
+    store = open_store(dataset)
+    store.write("_sparkshard/jobs/ba9876543210", b'{"state": "aborted"}')
+    with (
+        _staged(dataset / "data/ba9876543210-p00000-a1-00000.mds.zstd", b"half") as finished,
+        _staged(dataset / "data/0123456789ab-00000.mds", b"half: maybe still writing") as running,
+        _staged(dataset / "index.json", b"{") as not_a_shard,
+    ):
+        code, out, _ = _run(capsys, "gc", str(dataset), "--retain", "3", "--yes")
+        assert code == 0 and f"removed data/{finished.name}" in out and not finished.exists()
+        assert f"kept data/{running.name} (unreferenced but recent" in out and running.exists()
+        _run(capsys, "gc", str(dataset), "--retain", "3", "--min-age", "0", "--yes")
+        assert not running.exists() and not_a_shard.exists()  # only shard files are ours
+
+
 def test_gc_min_age_uses_file_age(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = dataset / "data" / "0123456789ab-00000.mds"
     old.write_bytes(b"left by a crashed writer two hours ago")
