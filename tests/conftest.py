@@ -1,4 +1,9 @@
-"""Fixtures shared by every test package."""
+"""Fixtures shared by every test package, and the rule for tests that need the Mosaic peer.
+
+Tests marked ``mosaic`` need the mosaicml-streaming peer venv: without it they skip, or fail
+when ``SPARKSHARD_REQUIRE_MOSAIC=1`` (set by ``make pytest``; see
+``mosaic_peer.require_mosaic_peer``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from mosaic_peer import require_mosaic_peer
 from servers import AzuriteServer, FakeGcsServer, MotoServer
 
 REQUIRE_SERVERS_ENV = "SPARKSHARD_REQUIRE_SERVERS"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("mosaic") is not None:
+        require_mosaic_peer()
 
 
 @pytest.fixture(scope="session")
