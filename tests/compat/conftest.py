@@ -1,18 +1,14 @@
 """Fixtures that drive the real mosaicml-streaming 0.13.0 in its own venv.
 
-Mosaic pins numpy<2.2 and imports torchvision, so it never runs in this interpreter:
-``mosaic_tool.py`` runs under ``.venv-mosaic/bin/python`` and hands values back as pickles.
-Tests marked ``mosaic`` fail (``SPARKSHARD_REQUIRE_MOSAIC=1``, as ``make pytest`` sets) or
-skip (otherwise) when that interpreter is missing.
+The peer and the rule for tests that need it live in ``tests/mosaic_peer.py``: tests marked
+``mosaic`` fail (``SPARKSHARD_REQUIRE_MOSAIC=1``, as ``make pytest`` sets) or skip (otherwise)
+when its interpreter is missing.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import pickle
 import struct
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,43 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PEER_PYTHON = REPO_ROOT / ".venv-mosaic" / "bin" / "python"
-TOOL = Path(__file__).resolve().parent / "mosaic_tool.py"
-REQUIRE_ENV = "SPARKSHARD_REQUIRE_MOSAIC"
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("mosaic") is None or PEER_PYTHON.exists():
-        return
-    reason = (
-        f"the mosaicml-streaming peer interpreter {PEER_PYTHON} is missing; "
-        "build it with `make setup`"
-    )
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason} ({REQUIRE_ENV}=1 requires the compatibility tests)")
-    pytest.skip(reason)
-
-
-def run_mosaic_tool(*args: str | os.PathLike[str], timeout: float = 300) -> str:
-    """Run ``mosaic_tool.py`` under the peer python; return stdout, fail with its stderr."""
-    proc = subprocess.run(
-        [str(PEER_PYTHON), str(TOOL), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"mosaic_tool {args} failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
-    return proc.stdout
-
-
-def load_pickle(path: Path) -> Any:
-    with open(path, "rb") as f:
-        return pickle.load(f)  # our own tool's output, never untrusted data
+from mosaic_peer import load_pickle, mosaic_view, require_mosaic_peer, run_mosaic_tool
 
 
 @dataclass(frozen=True)
@@ -75,8 +35,7 @@ class MosaicSuite:
 
 @pytest.fixture(scope="session")
 def mosaic_suite(tmp_path_factory: pytest.TempPathFactory) -> MosaicSuite:
-    if not PEER_PYTHON.exists():
-        pytest.skip("mosaic peer interpreter missing")  # pytest_runtest_setup decides first
+    require_mosaic_peer()
     root = tmp_path_factory.mktemp("mosaic-suite")
     run_mosaic_tool("write-suite", root)
     return MosaicSuite(root, load_pickle(root / "mosaic_view.pkl"))
@@ -91,9 +50,7 @@ def mosaic_dump(tmp_path_factory: pytest.TempPathFactory) -> MosaicDump:
 
     def dump(dirs: list[Path], validate_hash: str | None = None) -> dict[str, dict[str, Any]]:
         out = tmp_path_factory.mktemp("mosaic-dump") / "dump.pkl"
-        extra = ["--validate-hash", validate_hash] if validate_hash else []
-        run_mosaic_tool("dump", out, *dirs, *extra)
-        return load_pickle(out)
+        return mosaic_view(out, dirs, validate_hash)
 
     return dump
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,16 +10,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from mosaic_peer import run_mosaic_tool
 
 from loader import Stream
 from loader.dataloader import StreamingDataLoader
 from loader.dataset import StreamingDataset
 from sparkshard import ShardWriter
 
-pytestmark = pytest.mark.mosaic  # conftest.py skips (or fails) these without the peer venv
+pytestmark = pytest.mark.mosaic  # skipped (or failed) without the peer: see mosaic_peer.py
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PEER_PYTHON = REPO_ROOT / ".venv-mosaic" / "bin" / "python"
 TOOL = Path(__file__).resolve().parent / "mosaic_streams_tool.py"
 MOSAIC_N, OURS_N = 80, 50
 
@@ -47,17 +45,8 @@ def two_writers(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, lis
         {"streams": [{"local": d, **w} for d, w in zip((mosaic, ours), weights)], "epoch_size": n}
         for weights, n in WEIGHTS
     ]
-    proc = subprocess.run(
-        [str(PEER_PYTHON), str(TOOL), mosaic, str(MOSAIC_N), json.dumps(specs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"mosaic_streams_tool failed:\n{proc.stderr[-4000:]}")
-    return mosaic, ours, json.loads(proc.stdout)
+    out = run_mosaic_tool(mosaic, str(MOSAIC_N), json.dumps(specs), tool=TOOL)
+    return mosaic, ours, json.loads(out)
 
 
 def test_one_run_mixes_a_mosaic_and_a_sparkshard_dataset(

@@ -6,8 +6,10 @@ same machinery without a server, so they can poke at the remote files directly.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -281,3 +283,41 @@ def test_a_pinned_version_streams_that_version(remote_dir: Path, tmp_path: Path)
     pinned = StreamingDataset(remote=_url(remote_dir), local=str(tmp_path), version=1)
     assert (latest.version, latest.num_samples) == (2, N + 1)
     assert (pinned.version, pinned.num_samples) == (1, N)
+
+
+def _leased(cache: Path) -> list[str]:
+    """Cached shard files some reader holds (a shared lock), so no eviction can take them."""
+    held = []
+    for path in _shard_files(cache):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.append(path.name)
+        finally:
+            os.close(fd)
+    return held
+
+
+def test_a_finished_epoch_leaves_the_cache_to_other_readers(
+    remote_dir: Path, tmp_path: Path
+) -> None:
+    """A dataset that has read its epoch holds no shard: a second one on the same small cache
+    (another version, an evaluation pass) gets all the room, instead of waiting for it."""
+    cache, limit = tmp_path / "cache", 3 * _largest_raw(remote_dir)
+
+    def dataset(**kwargs: Any) -> StreamingDataset:
+        return StreamingDataset(
+            remote=_url(remote_dir), local=str(cache), cache_limit=limit, download_timeout=1,
+            download_retry=0, **kwargs,
+        )  # fmt: skip
+
+    first = dataset(batch_size=50)
+    assert sorted(_epoch(first)["id"].tolist()) == list(range(N))
+    assert _leased(cache) == []
+    second = dataset(batch_size=40, shuffle=True)
+    assert sorted(_epoch(second)["id"].tolist()) == list(range(N))
+    assert _leased(cache) == [] and sum(p.stat().st_size for p in _shard_files(cache)) <= limit
+    # The next epoch opens its shards again; sample by sample, it lets go of them too.
+    assert sorted(int(sample["id"]) for sample in first) == list(range(N))
+    assert _leased(cache) == []

@@ -1,4 +1,7 @@
-"""Streaming from a real S3 server (moto on 127.0.0.1): end to end from Spark, and faults."""
+"""Streaming from a real S3 server (moto on 127.0.0.1) under faults: restarts, kills, damage.
+
+Streaming end to end on every cloud (from Spark, through two workers and a small cache) is
+in tests/sparkshard/storage/test_end_to_end_clouds.py."""
 
 from __future__ import annotations
 
@@ -17,57 +20,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from servers import MotoServer
+from servers import MotoServer, serving
 
 from loader.cache.directory import namespace_name
-from loader.dataloader import StreamingDataLoader
 from loader.dataset import StreamingDataset
-from sparkshard import ShardWriter, dataframe_to_shards
+from sparkshard import ShardWriter
 from sparkshard.dataset.versions import read_index
 from sparkshard.errors import CorruptShardError
 from sparkshard.storage import open_store
 
 CHILD = Path(__file__).with_name("cache_child.py")
-
-
-def _largest_raw(url: str, options: dict[str, Any]) -> int:
-    return max(s.raw_data.bytes for s in read_index(open_store(url, options)).shards)
-
-
-@pytest.mark.spark
-def test_spark_to_s3_then_two_workers_stream_it_through_a_small_cache(
-    spark: Any, s3_server: Any, tmp_path: Path
-) -> None:
-    url, options = f"{s3_server.new_bucket()}/ds", s3_server.storage_options
-    df = spark.range(0, 3000, numPartitions=3).selectExpr(
-        "id", "id * 3 AS triple", "concat('row ', CAST(id AS STRING)) AS text"
-    )
-    info = dataframe_to_shards(df, url, size_limit="8KB", storage_options=options)
-    assert info.num_shards >= 8
-    limit = 6 * _largest_raw(url, options)  # a few shards for 2 workers
-    ds = StreamingDataset(
-        remote=url,
-        local=str(tmp_path / "cache"),
-        storage_options=options,
-        batch_size=50,  # 3000 = 60 full batches: no padding, so exactly once
-        shuffle=True,
-        shuffle_block_size=500,  # batches mix ~2 shards of 250 samples: a small cache fits
-        cache_limit=limit,
-    )
-    ids, triples, texts = [], [], []
-    # This process has used the S3 client, whose I/O threads do not survive fork().
-    assert ds.multiprocessing_context == "forkserver"
-    loader = StreamingDataLoader(ds, num_workers=2)  # the loader picks forkserver itself
-    assert loader.multiprocessing_context is not None
-    assert loader.multiprocessing_context.get_start_method() == "forkserver"
-    for batch in loader:
-        ids += batch["id"].tolist()
-        triples += batch["triple"].tolist()
-        texts += batch["text"]
-    assert sorted(ids) == list(range(3000))  # every sample exactly once
-    assert triples == [3 * i for i in ids] and texts == [f"row {i}" for i in ids]
-    shards = (tmp_path / "cache" / namespace_name(url) / "shards").iterdir()
-    assert sum(p.stat().st_size for p in shards) <= limit
 
 
 def _write(url: str, options: dict[str, Any], rows: int, value_bytes: int) -> None:
@@ -88,7 +50,7 @@ def _write(url: str, options: dict[str, Any], rows: int, value_bytes: int) -> No
 def own_server() -> Iterator[MotoServer]:
     """A moto server this test may stop and restart on the same port."""
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    with MotoServer() as server:
+    with serving(MotoServer()) as server:
         yield server
 
 

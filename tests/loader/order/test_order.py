@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import tracemalloc
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -135,15 +136,42 @@ def test_seed_and_epoch_change_the_order() -> None:
     assert np.array_equal(first, EpochOrder(sizes.copy(), base, 0).all_ids())
 
 
-def test_start_up_grows_with_shards_not_samples() -> None:
-    """A billion samples: an O(samples) array would need 8 GB and many seconds."""
-    sizes = np.full(100_000, 10_000, np.int64)
-    began = time.perf_counter()
-    order = EpochOrder(sizes, OrderSettings(seed=0, num_canonical_nodes=8), epoch=5)
-    ids = order.ids_run(123_456_789, 8, 256)
-    assert time.perf_counter() - began < 2.0
-    assert order.num_samples == 10**9
-    assert len(np.unique(ids)) == 256 and ids.max() < 10**9
+def _peak_bytes(work: Callable[[], None]) -> int:
+    """The most memory Python and numpy held at once, beyond what was held before, while
+    ``work()`` ran (tracemalloc counts numpy's array buffers too)."""
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        held_before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        work()
+        return tracemalloc.get_traced_memory()[1] - held_before
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+
+
+def _start_up(shards: int, per_shard: int) -> None:
+    """Build an epoch's order and read one batch of positions mid-epoch, as a resume does."""
+    order = EpochOrder(
+        np.full(shards, per_shard, np.int64), OrderSettings(seed=0, num_canonical_nodes=8), 5
+    )
+    assert order.num_samples == shards * per_shard
+    ids = order.ids_run(order.num_samples // 3, 8, 256)
+    assert len(np.unique(ids)) == 256 and ids.max() < order.num_samples
+
+
+def test_start_up_memory_grows_with_shards_not_samples() -> None:
+    """A billion samples in 100,000 shards: one int64 per sample alone would be 8 GB."""
+    _start_up(1_000, 10)  # first-call allocations (numpy internals) are not the order's
+    billion = _peak_bytes(lambda: _start_up(100_000, 10_000))
+    million = _peak_bytes(lambda: _start_up(100_000, 10))
+    # A few int64 arrays per shard (about 100 bytes a shard) plus the one block read.
+    block = OrderSettings(seed=0, num_canonical_nodes=8).block_size
+    assert billion < 400 * 100_000 + 32 * block, f"{billion:,} bytes for 1e9 samples"
+    # A thousand times the samples in as many shards: the same memory, within 10%.
+    assert billion < 1.1 * million, f"{billion:,} bytes for 1e9 samples, {million:,} for 1e6"
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import pickle
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,14 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from concurrent_writers import append_at_once
+from mosaic_peer import mosaic_view
 
 from loader import DatasetReader, StreamingDataLoader, StreamingDataset
 from sparkshard import ShardWriter, VersionConflictError
 from sparkshard.dataset.versions import list_versions, read_index
 from sparkshard.storage import open_store
-
-REPO = Path(__file__).resolve().parents[3]
-PEER_PYTHON = REPO / ".venv-mosaic" / "bin" / "python"
 
 
 def _write(out: Path, ids: range | list[int], mode: str = "append", **kwargs: Any) -> Any:
@@ -120,16 +116,8 @@ def test_a_write_planned_against_an_old_version_is_refused(tmp_path: Path) -> No
 
 
 @pytest.mark.mosaic
-@pytest.mark.skipif(not PEER_PYTHON.exists(), reason="the mosaicml-streaming peer venv is missing")
 def test_mosaic_reads_the_latest_version(three_versions: Path, tmp_path: Path) -> None:
     _write(three_versions, range(600, 605))  # version 4: 20 + 5 samples
-    dump = tmp_path / "dump.pkl"
-    subprocess.run(
-        [str(PEER_PYTHON), str(REPO / "tests/compat/mosaic_tool.py"), "dump", str(dump),
-         str(three_versions)],
-        check=True, capture_output=True, timeout=300, cwd=REPO,
-    )  # fmt: skip
-    with open(dump, "rb") as f:
-        view = pickle.load(f)[str(three_versions)]  # our own tool's output
+    view = mosaic_view(tmp_path / "dump.pkl", [three_versions])[str(three_versions)]
     assert view["ok"], view.get("error")
     assert sorted(int(s["id"]) for s in view["samples"]) == [*range(500, 520), *range(600, 605)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from mosaic_peer import mosaic_view
 from pyspark import cloudpickle
 
 import sparkshard
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.spark
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
-PEER_PYTHON = REPO / ".venv-mosaic" / "bin" / "python"
 UTC = dt.timezone.utc
 
 
@@ -109,13 +108,7 @@ def test_mosaic_streaming_dataset_reads_the_output(
     every_type: tuple[Path, list, list], tmp_path: Path
 ) -> None:
     out, rows, _ = every_type
-    dump = tmp_path / "dump.pkl"
-    subprocess.run(
-        [str(PEER_PYTHON), str(REPO / "tests/compat/mosaic_tool.py"), "dump", str(dump), str(out)],
-        check=True, capture_output=True, timeout=300, cwd=REPO,
-    )  # fmt: skip
-    with open(dump, "rb") as f:
-        view = pickle.load(f)[str(out)]  # our own tool's output
+    view = mosaic_view(tmp_path / "dump.pkl", [out])[str(out)]
     assert view["ok"], view.get("error")
     samples = view["samples"]
     assert len(samples) == len(rows)

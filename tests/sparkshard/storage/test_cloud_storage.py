@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from servers import AZURITE_ACCOUNT, AZURITE_KEY, MotoServer, free_port
+from servers import AZURITE_ACCOUNT, AZURITE_KEY, MotoServer, free_port, serving
 
 from sparkshard.errors import StorageError
 from sparkshard.storage import CloudStore, cloud_options, open_store
@@ -117,7 +117,7 @@ def test_unreachable_endpoint_is_a_storage_error_after_bounded_retries() -> None
 
 
 def test_retries_ride_out_a_server_restart() -> None:
-    with MotoServer() as server:
+    with serving(MotoServer()) as server:
         store = _s3(server, max_retries=8, retry_timeout=30)
         store.write("k", b"survives")
         server.stop()

@@ -1,4 +1,7 @@
-"""``python -m sparkshard inspect | verify | history | gc`` on healthy and damaged datasets."""
+"""``python -m sparkshard inspect | verify | history | gc`` on healthy and damaged datasets.
+
+The tools on every object store (s3://, gs://, abfss://) are tested end to end in
+tests/sparkshard/storage/test_end_to_end_clouds.py."""
 
 from __future__ import annotations
 
@@ -256,26 +259,6 @@ def test_gc_min_age_uses_file_age(dataset: Path, capsys: pytest.CaptureFixture[s
     _, out, _ = _run(capsys, "gc", str(dataset), "--retain", "3", "--yes")
     assert "removed data/0123456789ab-00000.mds" in out and not old.exists()
     assert list_versions(open_store(dataset)) == [1, 2, 3]  # retain 3 keeps every version
-
-
-def test_tools_work_on_object_storage(s3_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"{s3_server.new_bucket('tools')}/ds"
-    options = dict(s3_server.storage_options)
-    _three_versions(url, options)
-    flags = [
-        arg for key, value in options.items() for arg in ("--storage-option", f"{key}={value}")
-    ]
-    code, out, _ = _run(capsys, "inspect", url, *flags)
-    assert code == 0 and "version   3 of 1..3" in out and "[0] id=100" in out
-    assert _run(capsys, "history", url, *flags)[1].count("\n") == 4
-    assert _run(capsys, "verify", url, "--all-versions", *flags)[0] == 0
-    code, out, _ = _run(capsys, "gc", url, "--retain", "1", "--yes", *flags)
-    assert code == 0 and "removed 2 old version(s)" in out
-    store = open_store(url, options)
-    index = DatasetIndex.from_json(store.read("index.json"), "index")
-    store.delete(index.shards[0].stored.basename)
-    code, _, err = _run(capsys, "verify", url, *flags)
-    assert code == 1 and index.shards[0].stored.basename in err
 
 
 def test_the_module_runs_as_a_command(dataset: Path) -> None:
