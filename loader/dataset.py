@@ -57,14 +57,16 @@ class _Progress:
 class StreamingDataset(IterableDataset[dict[str, Any]]):
     """An iterable, resumable dataset over an MDS dataset (Mosaic-compatible names).
 
-    ``local=DIR`` alone reads a local directory in place. ``remote=URL`` with ``local=DIR``
-    streams the remote dataset (pinned at the version opened) through a shard cache in
-    ``DIR``: shards are fetched ahead of need (``download_threads`` per process, at most
-    ``prefetch_bytes`` ahead), verified against the index hash (``verify_hashes=False``
-    turns that off; ``True`` also re-checks files read from disk), retried
+    ``local=DIR`` alone reads a local directory: uncompressed shards in place, compressed ones
+    decompressed once per node into a local cache (nothing is ever written into ``DIR``).
+    ``remote=URL`` with ``local=DIR`` streams the remote dataset (pinned at the version
+    opened) through a shard cache in ``DIR``: shards are fetched ahead of need
+    (``download_threads`` per process, at most ``prefetch_bytes`` ahead), retried
     ``download_retry`` times with ``download_timeout`` seconds per GET, and evicted least
     recently used beyond ``cache_limit`` (bytes or ``"10GB"``; never a shard being read).
-    ``storage_options`` go to :func:`sparkshard.storage.open_store`.
+    Every shard file is checked against its index hash once per process before it is read
+    (``verify_hashes=False`` opts out). ``storage_options`` go to
+    :func:`sparkshard.storage.open_store`.
 
     Also supports ``len(ds)`` (samples this rank yields per epoch, padding included) and
     ``ds[i]`` (sample ``i`` of the dataset, in index order). Iterating yields one sample dict
@@ -92,7 +94,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         num_canonical_nodes: int | None = None,
         drop_last: bool = False,
         columns: Sequence[str] | None = None,
-        verify_hashes: bool | None = None,
+        verify_hashes: bool = True,
         allow_unsafe_types: bool = False,
         topology: Topology | None = None,
         cache: CacheOptions | None = None,
@@ -141,16 +143,15 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         if streams is None:
             if epoch_size is not None:
                 raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
-            source: Source = open_source(remote, local, split, options)
+            source: Source = open_source(remote, local, split, options, version)
             reader: Reader = source.open(version)
         else:
             if remote is not None or local is not None or version is not None:
                 raise ValueError("with streams=, give remote=/local=/version= on each Stream")
 
             def stream_source(s: Stream) -> Source:
-                return open_source(
-                    s.remote, s.local, s.split or split, options.with_verify(s.verify_hashes)
-                )
+                verify = options.with_verify(s.verify_hashes)
+                return open_source(s.remote, s.local, s.split or split, verify, s.version)
 
             self._mixture, source, reader = open_mixture(
                 streams,
@@ -194,6 +195,12 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             reader = self._reader_handle = self._source.open(self.version)
             self._pid = os.getpid()
         return reader
+
+    def close(self) -> None:
+        """Release this process's shards (leases, maps, read-ahead threads). The dataset
+        stays usable: the next read opens what it needs again."""
+        if self._reader_handle is not None:
+            self._reader_handle.close()
 
     @property
     def multiprocessing_context(self) -> str | None:
@@ -283,12 +290,14 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     ) -> Iterator[dict[str, Any]]:
         progress, reader = self._progress, self._reader
         self._read_ahead(reader, part, topo, steps)
-        for step in steps:
-            batch = reader.get_batch(self._batch_ids(order, part, topo, step))
-            if progress is not None:
-                progress.steps += 1
-            yield batch
-        _end_epoch(reader)
+        try:
+            for step in steps:
+                batch = reader.get_batch(self._batch_ids(order, part, topo, step))
+                if progress is not None:
+                    progress.steps += 1
+                yield batch
+        finally:  # the end, a break (the iterator is dropped or closed), or an error
+            _end_epoch(reader)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         order, part, topo, steps = self._begin()  # eager: the epoch starts at iter()
@@ -299,13 +308,15 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     ) -> Iterator[dict[str, Any]]:
         progress, reader = self._progress, self._reader
         self._read_ahead(reader, part, topo, steps)
-        for step in steps:
-            ids = self._batch_ids(order, part, topo, step).tolist()
-            for i, index in enumerate(ids):
-                if progress is not None and i == len(ids) - 1:
-                    progress.steps += 1
-                yield reader.get(index)
-        _end_epoch(reader)
+        try:
+            for step in steps:
+                ids = self._batch_ids(order, part, topo, step).tolist()
+                for i, index in enumerate(ids):
+                    if progress is not None and i == len(ids) - 1:
+                        progress.steps += 1
+                    yield reader.get(index)
+        finally:  # the end, a break (the iterator is dropped or closed), or an error
+            _end_epoch(reader)
 
     # --- resume -------------------------------------------------------------------------
     def fingerprint(self) -> Fingerprint:
@@ -375,9 +386,10 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
 
 
 def _end_epoch(reader: Reader) -> None:
-    """At the end of an epoch, a caching reader lets go of its shards (leases, maps and
-    read-ahead threads; the files stay cached): an idle dataset must not pin room in a
-    shared cache that another reader needs. The next epoch opens them again."""
+    """When an epoch's iterator ends (done, abandoned with ``break``, closed, collected, or
+    failed), a caching reader lets go of its shards (leases, maps and read-ahead threads; the
+    files stay cached): an idle dataset must not pin room in a shared cache that another
+    reader needs. The next epoch opens them again."""
     if reader.fetches_ahead:
         reader.close()
 

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,10 +38,17 @@ from sparkshard.errors import CacheTimeoutError
 from sparkshard.format.index import ShardRecord
 from sparkshard.storage import write_atomically
 
-__all__ = ["Lease", "ShardCache", "namespace_name", "shard_key"]
+__all__ = ["Lease", "ShardCache", "default_cache_dir", "namespace_name", "shard_key"]
 
 log = logging.getLogger(__name__)
 _POLL = 0.02  # seconds between attempts to get a lock or room
+
+
+def default_cache_dir() -> Path:
+    """Where a local compressed dataset's shards are decompressed when no cache directory was
+    named: ``sparkshard-cache`` in the system's temporary directory (node-local, shared by
+    the node's processes, safe to delete when no run is reading)."""
+    return Path(tempfile.gettempdir()) / "sparkshard-cache"
 
 
 def namespace_name(remote_url: str) -> str:
@@ -217,6 +225,10 @@ class ShardCache:
                     "being read or downloaded; raise cache_limit"
                 )
             time.sleep(_POLL)
+
+    def discard(self, record: ShardRecord) -> None:
+        """Remove a placed shard found damaged (processes that mapped it keep their view)."""
+        self.path(record).unlink(missing_ok=True)
 
     def place(self, record: ShardRecord, tmp: Path) -> Path:
         """Move the fully written ``tmp`` into place (atomic rename)."""

@@ -9,6 +9,7 @@ names the shard and its URL.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 from loader.cache.directory import ShardCache
 from loader.options import DownloadOptions
-from sparkshard.dataset.shards import decompress_into, file_problem
+from sparkshard.dataset.shards import check_local_file, decompress_into, file_problem
 from sparkshard.errors import CorruptShardError, DownloadError
 from sparkshard.format.index import ShardRecord
 from sparkshard.storage import Store
@@ -25,6 +26,7 @@ from sparkshard.storage import Store
 __all__ = ["ShardFetcher"]
 
 log = logging.getLogger(__name__)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _PERMANENT = (FileNotFoundError, PermissionError, NotImplementedError, TypeError)
 
 
@@ -56,8 +58,13 @@ class ShardFetcher:
         self, store: Store, cache: ShardCache, options: DownloadOptions, *, verify: bool = True
     ) -> None:
         self.store, self.cache, self.options, self.verify = store, cache, options, verify
+        self._placed: set[str] = set()  # keys this process downloaded and checked
         self._lock = threading.Lock()
         self.bytes_downloaded = 0
+
+    def checked(self, record: ShardRecord) -> bool:
+        """Whether this process placed ``record`` itself, checked as it arrived."""
+        return self.verify and self.cache.path(record).name in self._placed
 
     def url(self, record: ShardRecord) -> str:
         return f"{self.cache.remote_url}/{record.stored.basename}"
@@ -72,6 +79,8 @@ class ShardFetcher:
             self.cache.reserve(record, wait)
             self._download(record, tmp)
             self.cache.place(record, tmp)
+        with self._lock:
+            self._placed.add(self.cache.path(record).name)
         return True
 
     def _download(self, record: ShardRecord, tmp: Path) -> None:
@@ -100,7 +109,7 @@ class ShardFetcher:
                 self.bytes_downloaded += len(data)
             problem = file_problem(data, info, verify=self.verify)
             if problem is None:
-                problem = _write_raw(data, record, tmp)
+                problem = self._write_raw(data, record, tmp)
             if problem is None:
                 return
             damaged = True
@@ -119,15 +128,29 @@ class ShardFetcher:
             "rewrite the dataset (or pass verify_hashes=False to skip the hash check)"
         )
 
+    def _write_raw(self, data: bytes | memoryview, record: ShardRecord, path: Path) -> str | None:
+        """Write the raw shard to ``path`` (decompressed, then checked against its raw hash:
+        a damaged download never lands in the cache); what is wrong with it, if anything.
 
-def _write_raw(data: bytes | memoryview, record: ShardRecord, path: Path) -> str | None:
-    """Write the decompressed shard to ``path``; what is wrong with it, if anything."""
-    with open(path, "wb") as out:
-        if record.zip_data is None:
-            out.write(data)
-            return None
+        A full local disk is not the remote's fault: it raises at once, naming the cache."""
         try:
-            decompress_into(record, data, out, "it")
+            with open(path, "wb") as out:
+                if record.zip_data is None:
+                    out.write(data)
+                    return None
+                decompress_into(record, data, out, "it")
+            check_local_file(path, record.raw_data, verify=self.verify)
         except CorruptShardError as exc:
             return str(exc)
-    return None
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
+            limit = self.cache.limit
+            raise OSError(
+                exc.errno,
+                f"the disk holding the shard cache {self.cache.root} is full ({exc.strerror}) "
+                f"while writing shard {record.raw_data.basename} ({record.raw_data.bytes} "
+                "bytes): free space there, point local= at a larger disk, or set cache_limit "
+                f"(now {limit if limit is not None else 'unbounded'}) below the free space",
+            ) from exc
+        return None

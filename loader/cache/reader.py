@@ -26,9 +26,9 @@ from loader.read.reader import DatasetReader
 from loader.read.source import ReadOptions
 from sparkshard.dataset.shards import check_local_file
 from sparkshard.dataset.versions import read_index
-from sparkshard.errors import CacheTimeoutError
+from sparkshard.errors import CacheTimeoutError, CorruptShardError
 from sparkshard.format.index import DatasetIndex
-from sparkshard.storage import open_store
+from sparkshard.storage import open_store, remote_options
 
 __all__ = ["CachedReader", "RemoteSource", "minimum_cache_limit"]
 
@@ -47,28 +47,29 @@ class RemoteSource:
 
     per_process = True  # readers hold locks and threads: each process opens its own
 
-    def __init__(self, url: str, local: Path, options: ReadOptions) -> None:
+    def __init__(
+        self, url: str, local: Path, options: ReadOptions, index: DatasetIndex | None = None
+    ) -> None:
         self.url, self.local, self.options = url, local, options
-        self.index: DatasetIndex | None = None
+        self.index = index  # pinned by the first open (or by whoever read it already)
 
     def open(self, version: int | None) -> CachedReader:
         options = self.options
-        store = open_store(self.url, dict(options.storage_options))
+        store = open_store(self.url, remote_options(self.url, options.storage_options))
         cache = ShardCache(self.local, self.url, options.cache.limit_bytes)
-        if self.index is None:
+        if self.index is None or (version is not None and version != self.index.dataset_version):
             self.index = read_index(store, version)
-            cache.sync_index(self.index.to_json())
-        fetcher = ShardFetcher(
-            store, cache, options.download, verify=options.verify_hashes is not False
-        )
+        cache.sync_index(self.index.to_json())
+        fetcher = ShardFetcher(store, cache, options.download, verify=options.verify_hashes)
         return CachedReader(
             self.index,
             cache,
             fetcher,
             processes=options.processes,
             columns=options.columns,
-            verify_cached=bool(options.verify_hashes),
+            verify_cached=options.verify_hashes,
             allow_unsafe_pickle=options.allow_unsafe_types,
+            source_root=store.local_path(""),
         )
 
 
@@ -85,7 +86,10 @@ class CachedReader(DatasetReader):
         columns: tuple[str, ...] | None,
         verify_cached: bool,
         allow_unsafe_pickle: bool,
+        source_root: str | None = None,
     ) -> None:
+        """``source_root``: the dataset's folder when it is local; shards whose raw file lies
+        there are read in place, only compressed ones go through the cache."""
         super().__init__(
             cache.root,
             index=index,
@@ -94,6 +98,7 @@ class CachedReader(DatasetReader):
             allow_unsafe_pickle=allow_unsafe_pickle,
         )
         self.cache, self.fetcher = cache, fetcher
+        self._source_root = Path(source_root) if source_root is not None else None
         self._raw_sizes = np.array([s.raw_data.bytes for s in index.shards], np.int64)
         self._largest = int(self._raw_sizes.max()) if len(self._raw_sizes) else 0
         self._shards: OrderedDict[int, MappedShard] = OrderedDict()
@@ -160,6 +165,11 @@ class CachedReader(DatasetReader):
         return opened
 
     def _open(self, i: int) -> MappedShard:
+        if self._source_root is not None:  # a local dataset: its raw files are read in place
+            in_place = self.open_in_place(i, self._source_root)
+            if in_place is not None:
+                self._shards[i] = in_place
+                return in_place
         record = self.index.shards[i]
         self._make_room(record.raw_data.bytes)
         lease = self.cache.lease(record)
@@ -176,9 +186,16 @@ class CachedReader(DatasetReader):
                 "right after it was fetched: cache_limit is too small for the processes sharing "
                 "it; raise cache_limit"
             )
+        if not self._cached_ok(i, lease):
+            lease.close()
+            self.fetcher.fetch(record)  # checked as it arrives
+            lease = self.cache.lease(record)
+            if lease is None:
+                raise CacheTimeoutError(
+                    f"shard {record.raw_data.basename} was evicted from {self.cache.root} right "
+                    "after it was fetched again: raise cache_limit"
+                )
         try:
-            if self.verify_hashes:
-                check_local_file(lease.path, record.raw_data)
             opened = MappedShard(str(lease.path), record, fd=lease.fd)
         except BaseException:
             lease.close()
@@ -189,6 +206,21 @@ class CachedReader(DatasetReader):
         if self._readahead is not None:
             self._readahead.consumed(i)
         return opened
+
+    def _cached_ok(self, i: int, lease: Lease) -> bool:
+        """Verify a cached shard once per process (what this process downloaded was checked
+        as it arrived); a damaged cached file is dropped from the cache (False)."""
+        record = self.index.shards[i]
+        if not self.verify_hashes or i in self._verified or self.fetcher.checked(record):
+            return True
+        try:
+            check_local_file(lease.path, record.raw_data)
+        except CorruptShardError as exc:
+            log.warning("cached shard %s is damaged (%s); fetching it again", lease.path, exc)
+            self.cache.discard(record)
+            return False
+        self._verified.add(i)
+        return True
 
     def _refetching(self, i: int) -> None:
         if not self._warned:
@@ -221,8 +253,10 @@ class CachedReader(DatasetReader):
 
     def _close_shard(self, i: int) -> None:
         self._shards.pop(i).close()
-        self._leases.pop(i).close()
-        self._open_bytes -= int(self._raw_sizes[i])
+        lease = self._leases.pop(i, None)
+        if lease is not None:  # shards read in place hold no lease and no cache room
+            lease.close()
+            self._open_bytes -= int(self._raw_sizes[i])
 
     def close(self) -> None:
         if self._readahead is not None:

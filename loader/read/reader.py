@@ -83,7 +83,7 @@ class DatasetReader:
         self._in_memory: OrderedDict[int, int] = OrderedDict()  # decompressed: shard -> bytes
         largest = max((s.raw_data.bytes for s in self.index.shards), default=0)
         self.memory_limit = max(parse_size(memory_limit, what="memory_limit"), 2 * largest)
-        self._warned = False
+        self._memory_warned = False
         self.bytes_read = 0  # shard bytes decoded by this process (cumulative)
 
     def __len__(self) -> int:
@@ -176,11 +176,11 @@ class DatasetReader:
             self._in_memory.move_to_end(i)
         return opened
 
-    def open_in_place(self, i: int) -> MappedShard | None:
-        """Shard ``i``'s raw file mapped where it lies (checked once per process), or None
-        when only its compressed form is there."""
+    def open_in_place(self, i: int, root: Path | None = None) -> MappedShard | None:
+        """Shard ``i``'s raw file mapped where it lies under ``root`` (default: the dataset's
+        folder; checked once per process), or None when only its compressed form is there."""
         record = self.index.shards[i]
-        raw_path = self.root / record.raw_data.basename
+        raw_path = (root or self.root) / record.raw_data.basename
         if not raw_path.exists():
             if record.zip_data is None:
                 raise FileNotFoundError(f"shard file {raw_path} is missing")
@@ -202,17 +202,17 @@ class DatasetReader:
                 f"{record.raw_data.basename} there)"
             ) from None
         raw = bytes(raw_shard(record, data, str(zip_path), verify=self.verify_hashes))
-        self._make_room(len(raw))
+        self._make_memory_room(len(raw))
         self._in_memory[i] = len(raw)
         return MappedShard.of_bytes(raw, record, str(zip_path))
 
-    def _make_room(self, size: int) -> None:
+    def _make_memory_room(self, size: int) -> None:
         """Drop least recently used decompressed shards until ``size`` more bytes fit."""
         while self._in_memory and sum(self._in_memory.values()) + size > self.memory_limit:
             oldest, _ = self._in_memory.popitem(last=False)
             self._shards.pop(oldest).close()
-            if not self._warned:
-                self._warned = True
+            if not self._memory_warned:
+                self._memory_warned = True
                 log.warning(
                     "decompressed shards of %s exceed memory_limit=%d bytes, so some are "
                     "decompressed again; raise it, or read the dataset through a disk cache "

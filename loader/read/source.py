@@ -15,7 +15,9 @@ from typing import Any
 
 from loader.options import CacheOptions, DownloadOptions
 from loader.read.protocol import Reader, Source
-from sparkshard.storage import open_store
+from sparkshard.dataset.versions import read_index
+from sparkshard.format.index import DatasetIndex
+from sparkshard.storage import LocalStore, open_store
 
 __all__ = ["ReadOptions", "is_cloud", "open_source"]
 
@@ -26,13 +28,14 @@ logger = logging.getLogger(__name__)
 class ReadOptions:
     """How every source of one dataset reads: validated once, by the dataset's constructor.
 
-    ``verify_hashes`` None: downloads are checked against the index hash, files already on
-    disk are not; True checks those too; False checks nothing. ``processes`` is how many
-    reading processes of this node share a cache (ranks per node).
+    ``verify_hashes``: every shard file is checked against its index hash, once per process,
+    before it is read (downloads as they arrive, decompressed copies before they are used);
+    False opts out. ``processes`` is how many reading processes of this node share a cache
+    (ranks per node).
     """
 
     columns: tuple[str, ...] | None = None
-    verify_hashes: bool | None = None
+    verify_hashes: bool = True
     allow_unsafe_types: bool = False
     cache: CacheOptions = field(default_factory=CacheOptions)
     download: DownloadOptions = field(default_factory=DownloadOptions)
@@ -45,52 +48,80 @@ class ReadOptions:
 
 @dataclass(frozen=True)
 class _LocalSource:
-    """A dataset directory on a local (or mounted) file system."""
+    """An uncompressed dataset directory on a local (or mounted) file system, read in place."""
 
     path: Path
     options: ReadOptions
+    index: DatasetIndex
     per_process = False
 
     def open(self, version: int | None) -> Reader:
         from loader.read.reader import DatasetReader
 
+        pinned = version is None or version == self.index.dataset_version
         return DatasetReader(
             self.path,
             version=version,
             columns=self.options.columns,
-            verify_hashes=bool(self.options.verify_hashes),
+            verify_hashes=self.options.verify_hashes,
             allow_unsafe_pickle=self.options.allow_unsafe_types,
+            index=self.index if pinned else None,
         )
 
 
 def open_source(
-    remote: str | None, local: str | None, split: str | None, options: ReadOptions
+    remote: str | None,
+    local: str | None,
+    split: str | None,
+    options: ReadOptions,
+    version: int | None = None,
 ) -> Source:
-    """A local directory read in place, or a remote dataset read through a cache in ``local``."""
+    """Where a dataset's shards come from (its ``version`` is pinned on the way):
+
+    - a local directory: read in place when its shards are uncompressed; compressed shards are
+      decompressed into a local cache (:func:`loader.cache.directory.default_cache_dir`,
+      bounded by ``cache_limit``), never beside the shards: the directory may be read-only;
+    - ``remote=`` with ``local=``: through the shard cache in ``local``.
+    """
     from loader.cache.reader import RemoteSource
 
     if local is None and remote is None:
         raise ValueError("StreamingDataset needs local= (a dataset directory) or remote=")
     if remote is None:
         assert local is not None
-        if options.cache.limit is not None:
-            logger.warning(
-                "cache_limit is ignored without remote=: %s exists only locally and nothing "
-                "is ever deleted from it",
-                local,
-            )
-        path = Path(local) / split if split else Path(local)
-        return _LocalSource(path, options)
+        return _local_source(Path(local) / split if split else Path(local), options, version)
     url = f"{remote.rstrip('/')}/{split}" if split else remote
-    in_place = None if is_cloud(url) else open_store(url, options.storage_options).local_path("")
+    in_place = None if is_cloud(url) else open_store(url).local_path("")
     if in_place is not None and (local is None or _same_dir(local, remote)):
-        return _LocalSource(Path(in_place), options)
+        return _local_source(Path(in_place), options, version)
     if local is None:
         raise ValueError(
             f"remote={remote!r} needs local=<a directory on local disk> to cache its shards in "
             "(several datasets and processes may share one)"
         )
     return RemoteSource(url.rstrip("/"), Path(local).expanduser().absolute(), options)
+
+
+def _local_source(path: Path, options: ReadOptions, version: int | None) -> Source:
+    from loader.cache.directory import default_cache_dir
+    from loader.cache.reader import RemoteSource
+
+    index = read_index(LocalStore(path), version)
+    if any(record.zip_data is not None for record in index.shards):
+        cache = default_cache_dir()
+        logger.info(
+            "%s is compressed: its shards are decompressed into the local cache %s (bounded by "
+            "cache_limit=%s; pass remote=%s, local=<dir> to choose the directory)",
+            path, cache, options.cache.limit, path,
+        )  # fmt: skip
+        return RemoteSource(str(path), cache, options, index)
+    if options.cache.limit is not None:
+        raise ValueError(
+            f"cache_limit={options.cache.limit} bounds the local cache of downloaded or "
+            f"decompressed shards, but {path} is uncompressed and read in place, so nothing "
+            "is cached: drop cache_limit"
+        )
+    return _LocalSource(path, options, index)
 
 
 def is_cloud(url: str | None) -> bool:

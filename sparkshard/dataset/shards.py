@@ -127,6 +127,8 @@ def decompress_into(
                 sink.write(data)
         else:
             out.write(compression.decompress(data))
+    except OSError:
+        raise  # the file being written failed (a full disk): not a damaged shard
     except Exception as exc:
         raise CorruptShardError(
             f"{where} does not decompress as {record.compression} ({exc}): the file is damaged"

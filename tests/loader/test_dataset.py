@@ -140,7 +140,8 @@ def test_resume_skips_without_reading_skipped_data(small_dataset: Path) -> None:
         local=str(small_dataset), batch_size=10, shuffle=True, shuffle_block_size=100
     )
     ds.load_state_dict(ds.resume_state(0, 900))
-    batch = next(ds.iter_batches())
+    batches = ds.iter_batches()  # kept: an epoch's iterator lets go of its shards when dropped
+    batch = next(batches)
     opened = set(ds._reader._shards)  # type: ignore[attr-defined]
     sizes = np.cumsum(ds.shard_sizes)
     assert opened == set(np.searchsorted(sizes, batch["id"], side="right").tolist())

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -132,18 +133,43 @@ def test_a_cache_too_small_for_the_shuffle_block_refetches_and_says_so(
     assert ds.io_counters()["bytes_downloaded"] > 2 * stored
 
 
-def test_local_only_data_is_never_deleted(
-    remote_dir: Path, caplog: pytest.LogCaptureFixture
+def test_local_data_is_never_written_to_nor_deleted(
+    remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = sorted(p.name for p in remote_dir.rglob("*"))
-    with caplog.at_level(logging.WARNING, logger="loader.dataset"):
-        ds = StreamingDataset(local=str(remote_dir), batch_size=50, cache_limit=1)
-    assert "cache_limit is ignored" in caplog.text
-    assert sorted(_epoch(ds)["id"].tolist()) == list(range(N))
-    same = StreamingDataset(remote=str(remote_dir), local=str(remote_dir), cache_limit=1)
-    assert len(same) == N
-    after = sorted(p.name for p in remote_dir.rglob("*"))
-    assert set(before) <= set(after)  # (reading adds the decompressed files, never deletes)
+    """A compressed local dataset (a read-only volume, say) is decompressed into a separate
+    local cache, which cache_limit bounds; the dataset's own folder is never touched."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # the default cache root
+    before = sorted(
+        (p.relative_to(remote_dir), p.stat().st_mtime_ns) for p in remote_dir.rglob("*")
+    )
+    remote_dir.chmod(0o555)
+    for folder in remote_dir.rglob("*"):
+        if folder.is_dir():
+            folder.chmod(0o555)
+    try:
+        limit = 3 * _largest_raw(remote_dir)
+        with pytest.raises(ValueError, match=r"cache_limit=1 bytes is too small.*>= \d+"):
+            StreamingDataset(local=str(remote_dir), batch_size=50, cache_limit=1)
+        ds = StreamingDataset(local=str(remote_dir), batch_size=50, cache_limit=limit)
+        assert sorted(_epoch(ds)["id"].tolist()) == list(range(N))
+        cached = _shard_files(tmp_path / "tmp" / "sparkshard-cache")
+        assert cached and sum(p.stat().st_size for p in cached) <= limit
+        same = StreamingDataset(remote=str(remote_dir), local=str(remote_dir))
+        assert sorted(_epoch(same)["id"].tolist()) == list(range(N))
+    finally:
+        for folder in [remote_dir, *remote_dir.rglob("*")]:
+            if folder.is_dir():
+                folder.chmod(0o755)
+    after = sorted((p.relative_to(remote_dir), p.stat().st_mtime_ns) for p in remote_dir.rglob("*"))
+    assert after == before  # nothing written, nothing deleted
+
+
+def test_cache_limit_on_data_read_in_place_is_refused(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    with ShardWriter(plain, compression=None) as writer:
+        writer.write_batch(pa.table({"id": np.arange(10, dtype=np.int64)}))
+    with pytest.raises(ValueError, match="uncompressed and read in place.*drop cache_limit"):
+        StreamingDataset(local=str(plain), cache_limit="1GB")
 
 
 def test_a_stale_cached_index_is_checked_against_the_remote(
@@ -321,3 +347,36 @@ def test_a_finished_epoch_leaves_the_cache_to_other_readers(
     # The next epoch opens its shards again; sample by sample, it lets go of them too.
     assert sorted(int(sample["id"]) for sample in first) == list(range(N))
     assert _leased(cache) == []
+
+
+@pytest.mark.parametrize("how", ["break", "close", "error"])
+def test_an_abandoned_epoch_leaves_the_cache_to_other_readers(
+    remote_dir: Path, tmp_path: Path, how: str
+) -> None:
+    """Train, break out, open another dataset on the same cache in the same process (what a
+    notebook or a train-then-evaluate script does): the abandoned epoch's leases and threads
+    are gone, so the new reader gets room instead of a CacheTimeoutError."""
+    cache, limit = tmp_path / "cache", 3 * _largest_raw(remote_dir)
+
+    def dataset(**kwargs: Any) -> StreamingDataset:
+        return StreamingDataset(
+            remote=_url(remote_dir), local=str(cache), cache_limit=limit, download_timeout=1,
+            download_retry=0, **kwargs,
+        )  # fmt: skip
+
+    first = dataset(batch_size=50, shuffle=True)
+    if how == "break":
+        for _ in StreamingDataLoader(first, batch_size=50):
+            break  # the loader's iterator is dropped here
+    elif how == "close":
+        batches = first.iter_batches()
+        next(batches)
+        batches.close()
+    else:
+        with pytest.raises(RuntimeError, match="stop"):
+            for _ in first.iter_batches():
+                raise RuntimeError("stop")
+    assert _leased(cache) == []
+    del first
+    second = dataset(batch_size=40)
+    assert sorted(_epoch(second)["id"].tolist()) == list(range(N))

@@ -97,9 +97,13 @@ def test_each_shard_piece_is_read_within_one_block(
     nodes = cfg.num_canonical_nodes
     ids = EpochOrder(sizes, cfg, epoch).all_ids()
     shard = _shard_of(sizes)
-    limit = cfg.block_size + int(sizes.max()) if cfg.shuffle else int(sizes.max())
     for c in range(nodes):
         stream_shards = shard[ids[c::nodes]]
+        # A stream of n samples has round(n / block_size) blocks (at least 1), cut at span
+        # boundaries: a block holds at most n / blocks plus one span (a shard piece).
+        blocks = max(round(len(stream_shards) / cfg.block_size), 1)
+        block = -(-len(stream_shards) // blocks) if cfg.shuffle else 0
+        limit = block + int(sizes.max()) + 1
         for s in np.unique(stream_shards):
             where = np.flatnonzero(stream_shards == s)
             assert where[-1] - where[0] < limit
