@@ -66,10 +66,10 @@ def batch_quality(ids: np.ndarray, shard_size: int, labels: int, n: int) -> dict
 # --- children (main venv) -------------------------------------------------------------
 
 
-def child_epoch(path: str, workers: int) -> dict[str, Any]:
+def child_epoch(path: str, workers: int, verify: bool = True) -> dict[str, Any]:
     from loader import StreamingDataLoader, StreamingDataset
 
-    ds = StreamingDataset(local=path, batch_size=BATCH, shuffle=True)
+    ds = StreamingDataset(local=path, batch_size=BATCH, shuffle=True, verify_hashes=verify)
     result = drain(StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers))
     total = dataset_bytes(Path(path))
     return {**result, "bytes": total * result["samples"] / ds.num_samples}
@@ -191,6 +191,30 @@ def throughput(scale: float, mosaic_seconds: float, peer: Path | None) -> None:
     print_ratios(f"loader throughput, shuffled, batch {BATCH} ({machine_note()})", rows)
 
 
+def verification(scale: float) -> None:
+    """What checking every shard's hash once per process (the default) costs: one shuffled
+    epoch in a fresh process with verify_hashes on and off, 0 workers."""
+    rows: list[Ratio] = []
+    for name in ("w1", "w2", "w3"):
+        path = prepare_workload(name, scale)
+        on, off = (
+            run_child([main_python(), "-m", ME, "epoch", path, "--workers", "0", *flag])
+            for flag in ([], ["--no-verify"])
+        )
+        note = "ratio = time unverified / verified (1.0x: verification is free)"
+        rows.append(
+            Ratio(
+                f"{name} epoch seconds",
+                on.result["seconds"],
+                off.result["seconds"],
+                "s",
+                False,
+                note,
+            )
+        )
+    print_ratios(f"hash verification cost ({machine_note()})", rows, theirs_name="unverified")
+
+
 def startup(peer: Path | None, sizes: list[int]) -> None:
     rows: list[Ratio] = []
     for n in sizes:
@@ -237,7 +261,7 @@ def run(args: list[str]) -> None:
     parser.add_argument("--mosaic-seconds", type=float, default=30.0)
     parser.add_argument("--startup-sizes", default="10000000,100000000")
     parser.add_argument("--skip-mosaic", action="store_true")
-    parser.add_argument("--only", choices=["throughput", "startup", "quality"])
+    parser.add_argument("--only", choices=["throughput", "startup", "quality", "verification"])
     opts = parser.parse_args(args)
     peer = None if opts.skip_mosaic else mosaic_python()
     if peer is None and not opts.skip_mosaic:
@@ -246,13 +270,16 @@ def run(args: list[str]) -> None:
         quality(peer)
     if opts.only in (None, "throughput"):
         throughput(opts.scale, opts.mosaic_seconds, peer)
+    if opts.only in (None, "verification"):
+        verification(opts.scale)
     if opts.only in (None, "startup"):
         startup(peer, [int(s) for s in opts.startup_sizes.split(",")])
 
 
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "epoch":
-        emit_result(child_epoch(argv[1], int(argv[argv.index("--workers") + 1])))
+        workers = int(argv[argv.index("--workers") + 1])
+        emit_result(child_epoch(argv[1], workers, verify="--no-verify" not in argv))
     elif argv and argv[0] == "startup":
         resume = float(argv[argv.index("--resume-at") + 1]) if "--resume-at" in argv else None
         emit_result(child_startup(argv[1], resume))

@@ -59,6 +59,23 @@ class Fingerprint:
         return lines
 
 
+# Fingerprint fields that are counts; a state carries them as ints (also after JSON).
+_WHOLE = ("dataset_version", "num_samples", "shuffle_seed", "shuffle_block_size",
+          "num_canonical_nodes", "mix_stratum")  # fmt: skip
+
+
+def _whole(value: Any, name: str) -> int:
+    """``value`` as the whole number a state holds, or a ResumeStateError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # JSON writers may turn 3 into 3.0
+        raise ResumeStateError(
+            f"resume state field {name!r} must be a whole number, got {value!r}; pass the dict "
+            "state_dict() returned (or its JSON) unchanged"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class ResumeState:
     """Epoch and samples consumed in it, valid for one :class:`Fingerprint`."""
@@ -110,7 +127,14 @@ class ResumeState:
         values = {f.name: obj[f.name] for f in fields(Fingerprint) if f.name in obj}
         if "streams" in values:
             values["streams"] = tuple(values["streams"])  # a list after JSON
-        return cls(int(obj["epoch"]), int(obj["sample_in_epoch"]), Fingerprint(**values))
+        for name in _WHOLE:
+            if name in values and not (name == "dataset_version" and values[name] is None):
+                values[name] = _whole(values[name], name)
+        epoch, sample = (
+            _whole(obj["epoch"], "epoch"),
+            _whole(obj["sample_in_epoch"], "sample_in_epoch"),
+        )
+        return cls(epoch, sample, Fingerprint(**values))
 
     def check(self, expected: Fingerprint) -> None:
         """Raise :class:`ResumeStateError` naming every field that differs from ``expected``."""

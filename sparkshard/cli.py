@@ -5,7 +5,7 @@
         [--size-limit 64MB] [--mode error|overwrite|append]
     python -m sparkshard inspect URL [--version N] [--rows 3] [--shards]
         [--png out.png [--image-column C]]
-    python -m sparkshard verify URL [--version N | --all-versions]
+    python -m sparkshard verify URL [--version N | --all-versions] [--repair]
     python -m sparkshard history URL
     python -m sparkshard gc URL --retain N [--min-age SECONDS] [--yes]
 
@@ -93,6 +93,10 @@ def _tool_parsers(commands: Any) -> None:
     verify = tool("verify", "check every hash and that every shard is readable")
     verify.add_argument("--version", type=int, help="a dataset version (default: latest)")
     verify.add_argument("--all-versions", action="store_true", help="check every kept version")
+    verify.add_argument(
+        "--repair", action="store_true",
+        help="first rewrite index.json (the copy Mosaic reads) from the latest version record",
+    )  # fmt: skip
     verify.set_defaults(run=_verify)
     tool("history", "every committed version").set_defaults(run=_history)
     gc = tool("gc", "delete old versions and unreferenced files (a dry run unless --yes)")
@@ -133,7 +137,13 @@ def _inspect(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from sparkshard.tools.verify import render_verify, verify_dataset
 
-    report = verify_dataset(_store(args), version=args.version, all_versions=args.all_versions)
+    store = _store(args)
+    if args.repair:
+        from sparkshard.dataset.versions import repair_index
+
+        repaired = repair_index(store)
+        print(f"index.json {'rewritten from the latest version' if repaired else 'was current'}")
+    report = verify_dataset(store, version=args.version, all_versions=args.all_versions)
     for line in render_verify(report):
         print(line, file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else 1

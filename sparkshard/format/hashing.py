@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import xxhash
 
-__all__ = ["hash_algorithms", "hexdigest", "validate_hashes"]
+__all__ = ["file_hexdigest", "hash_algorithms", "hexdigest", "validate_hashes"]
 
 _XXHASH = {"xxh32", "xxh64", "xxh3_64", "xxh128", "xxh3_128"}
 
@@ -24,7 +25,7 @@ def hash_algorithms() -> set[str]:
     return {a for a in names if not a.startswith("shake_")} | _XXHASH
 
 
-def _hasher(algo: str) -> Callable[[Any], Any]:
+def _hasher(algo: str) -> Callable[..., Any]:
     if algo in _XXHASH:
         return getattr(xxhash, algo)
     if algo in hash_algorithms():
@@ -34,6 +35,18 @@ def _hasher(algo: str) -> Callable[[Any], Any]:
     )
 
 
+def file_hexdigest(algo: str, path: str | os.PathLike[str], chunk: int = 8 << 20) -> str:
+    """The digest of a whole file, read in chunks into one reused buffer (no mapping, no
+    file-sized copy: this runs at page-cache speed)."""
+    state = _hasher(algo)()
+    buffer = bytearray(chunk)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            state.update(view[:n])
+    return str(state.hexdigest())
+
+
 def hexdigest(algo: str, data: bytes | memoryview | mmap.mmap) -> str:
     """The lowercase hex digest of ``data`` under ``algo``."""
     return str(_hasher(algo)(data).hexdigest())
@@ -41,6 +54,11 @@ def hexdigest(algo: str, data: bytes | memoryview | mmap.mmap) -> str:
 
 def validate_hashes(algos: Iterable[str] | None) -> list[str]:
     """Check hash names up front and return them sorted, as index.json stores them."""
+    if isinstance(algos, (str, bytes)):
+        raise TypeError(
+            f"hashes must be a list of algorithm names, e.g. [{algos!r}], got the string "
+            f"{algos!r} (a string would be read letter by letter)"
+        )
     names = sorted(set(algos or ()))
     for algo in names:
         _hasher(algo)

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sparkshard.dataset.modes import Mode
 from sparkshard.dataset.versions import DatasetInfo, dataset_info, has_dataset, read_index
 from sparkshard.errors import DatasetExistsError, VersionConflictError
 from sparkshard.spark.fingerprint import dataframe_fingerprint
@@ -99,16 +100,23 @@ def cache(
     key = _key(source["key"], writer)
     url = f"{os.fspath(cache_dir).rstrip('/')}/{key}"
     store = open_store(url, storage_options)
+    mode: Mode = "error"
     if has_dataset(store):
-        log.info("cache hit: %s", store.url)
-        return CachedDataset(
-            store.url, key, dataset_info(store, read_index(store)), True, storage_options
-        )
+        index = read_index(store)
+        missing = _missing_files(store, index)
+        if not missing:
+            log.info("cache hit: %s", store.url)
+            return CachedDataset(store.url, key, dataset_info(store, index), True, storage_options)
+        log.warning(
+            "cached dataset %s lacks %d shard file(s) (e.g. %s): converting again",
+            store.url, len(missing), missing[0],
+        )  # fmt: skip
+        mode = "overwrite"
     lineage = {"cache_key": key, "source_fingerprint": source}
     try:
         info = dataframe_to_shards(
             df, url, columns=columns, compression=compression, hashes=hash_list,
-            size_limit=size_limit, mode="error", storage_options=storage_options, lineage=lineage,
+            size_limit=size_limit, mode=mode, storage_options=storage_options, lineage=lineage,
         )  # fmt: skip
     except (DatasetExistsError, VersionConflictError):  # another process converted it first
         log.info("another writer cached %s first; reusing it", store.url)
@@ -117,6 +125,12 @@ def cache(
         )
     log.info("cached %d samples at %s", info.num_samples, store.url)
     return CachedDataset(store.url, key, info, False, storage_options)
+
+
+def _missing_files(store: Any, index: Any) -> list[str]:
+    """Shard files ``index`` references that ``store`` does not hold (one listing)."""
+    present = set(store.list())
+    return sorted({s.stored.basename for s in index.shards} - present)
 
 
 def _key(source_key: str, writer: Mapping[str, Any]) -> str:

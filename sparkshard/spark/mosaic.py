@@ -131,7 +131,9 @@ def _mosaic_columns(
     if not columns:
         return dataframe_to_shards(df, url, **options)
     started = time.perf_counter()
-    prepared, arrow_schema = prepare_frame(df.select(*columns))
+    from pyspark.sql import functions as F
+
+    prepared, arrow_schema = prepare_frame(df.select(*[F.col(f"`{c}`") for c in columns]))
     strict = pa.schema([f.with_nullable(False) for f in arrow_schema])
     job = _job(url, schema_from_arrow(strict, columns), options)
     return run_job(prepared, job, options["mode"], lineage_fingerprint(df), started)

@@ -29,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -159,11 +160,12 @@ def _task(job: Job) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBa
             settings=job.settings,
         )
         try:
+            named = (_renamed(batch, job.input_names) for batch in batches)
             if job.udf is None:
-                for batch in batches:
+                for batch in named:
                     sink.write_batch(batch)
             else:
-                for sample in _udf_samples(job, batches):
+                for sample in _udf_samples(job, named):
                     sink.write(sample)
             records = sink.close()
         except BaseException as exc:
@@ -181,6 +183,10 @@ def _log_stopped(task: str, exc: BaseException) -> None:
     level = logging.INFO if isinstance(exc, JobFinishedError) else logging.WARNING
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     log.log(level, "%s stopped (%s); removed the shards it wrote", task, reason)
+
+
+def _renamed(batch: pa.RecordBatch, names: tuple[str, ...]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(batch.columns, names=list(names)) if names else batch
 
 
 def _udf_samples(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterable[Mapping[str, Any]]:
@@ -224,8 +230,11 @@ def run_job(
     if mode == "append" and previous is not None:
         check_append_schema(previous, job.schema, store.url)
     log.info("writing to %s as job %s (%s)", store.url, job.token, mode)
+    names = tuple(df.columns)
+    positional = df.toDF(*[f"_c{i}" for i in range(len(names))])  # any name survives mapInArrow
+    job = replace(job, input_names=names)
     try:
-        rows = df.mapInArrow(_task(job), _RESULT).collect()
+        rows = positional.mapInArrow(_task(job), _RESULT).collect()
     except BaseException:
         clean_up(store, job, None)  # no version references the job's files: remove them
         raise

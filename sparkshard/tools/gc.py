@@ -70,6 +70,7 @@ def plan_gc(
     kept_indexes = [_read(store, version_key(v)) for v in kept]
     if store.exists(INDEX_KEY):
         kept_indexes.append(_read(store, INDEX_KEY))
+    _refuse_broken(store, kept, kept_indexes)
     referenced = {name for index in kept_indexes for name in _files_of(index)}
     kept_jobs = {_token(name) for name in referenced} | {_job_of(index) for index in kept_indexes}
     expired_sizes = {
@@ -100,6 +101,20 @@ def plan_gc(
         and _old(store, key, clock, min_age, expired_files)
     ]
     return GcPlan(store.url, kept, [version_key(v) for v in expired], files, markers, recent, total)
+
+
+def _refuse_broken(store: Store, kept: list[int], indexes: list[DatasetIndex]) -> None:
+    """A kept version that misses shards must not be all that remains: refuse to collect."""
+    present = set(store.list())
+    missing = sorted({s.stored.basename for index in indexes for s in index.shards} - present)
+    if missing:
+        raise FileNotFoundError(
+            f"gc of {store.url} refused: the version(s) it would keep ({kept or ['index.json']}) "
+            f"reference {len(missing)} missing shard file(s), e.g. {missing[0]}; removing the "
+            "older versions could leave no readable version. Run python -m sparkshard verify "
+            f"{store.url} --all-versions, restore the files or rewrite the dataset, or keep "
+            "more versions with a larger --retain; nothing was deleted"
+        )
 
 
 def apply_gc(store: Store, plan: GcPlan) -> None:

@@ -57,6 +57,9 @@ class Job:
     udf: Callable[..., Iterable[Mapping[str, Any]]] | None = None
     udf_kwargs: dict[str, Any] = field(default_factory=dict)
     udf_takes_frames: bool = False
+    # The DataFrame's column names, in order: tasks see positional names (Spark's mapInArrow
+    # cannot resolve some names, e.g. with dots), and give the batches these back.
+    input_names: tuple[str, ...] = ()
 
     @property
     def marker(self) -> str:

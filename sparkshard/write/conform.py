@@ -75,14 +75,16 @@ def _kind(t: pa.DataType) -> str:
 
 def _kind_change(found: pa.DataType, target: pa.DataType) -> str | None:
     if _kind(found) != _kind(target):
-        return f"a {_kind(found)} column cannot hold {_kind(target)} values"
+        return f"a {_kind(target)} column cannot hold {_kind(found)} values"
     if pa.types.is_timestamp(found) and found.tz != target.tz:
-        return f"time zone {found.tz} is not {target.tz}"
+        return f"the later batch's time zone {found.tz} is not the column's {target.tz}"
     return None
 
 
 def _round_trips(original: pa.Array | pa.ChunkedArray, cast: pa.Array | pa.ChunkedArray) -> bool:
     """Whether casting ``cast`` back gives ``original`` exactly (nulls and NaNs included)."""
+    if len(original) == 0:
+        return True
     try:
         back = pc.cast(cast, original.type, safe=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

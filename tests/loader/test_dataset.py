@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -183,3 +184,34 @@ def test_new_dataset_version_is_refused(small_dataset: Path, tmp_path: Path) -> 
 def test_object_storage_needs_a_local_cache_directory() -> None:
     with pytest.raises(ValueError, match="needs local=<a directory on local disk>"):
         StreamingDataset(remote="s3://bucket/ds")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_canonical_nodes": 0}, "num_canonical_nodes must be a whole number >= 1, got 0"),
+        ({"shuffle_seed": "abc"}, "shuffle_seed must be a whole number >= 0, got 'abc'"),
+        ({"shuffle_block_size": 0}, "shuffle_block_size must be a whole number >= 1"),
+        ({"shuffle": "yes"}, "shuffle must be True or False"),
+        ({"download_retry": -1}, "download_retry must be a whole number >= 0"),
+        ({"cache_limit": "lots"}, "cache_limit 'lots' is not a size"),
+        ({"shuffle_algo": "zigzag"}, "shuffle_algo must be one of"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_opened(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    missing = tmp_path / "nothing-here"  # were anything opened, this would fail differently
+    with pytest.raises(ValueError, match=re.escape(message)):
+        StreamingDataset(local=str(missing), **kwargs)  # type: ignore[arg-type]
+
+
+def test_options_values_and_flat_keywords_are_one_or_the_other(small_dataset: Path) -> None:
+    from loader import DownloadOptions, ShuffleOptions
+
+    ds = StreamingDataset(local=str(small_dataset), shuffle=ShuffleOptions(True, seed=3))
+    assert ds.order_settings.seed == 3 and ds.order_settings.shuffle
+    with pytest.raises(ValueError, match=r"shuffle=ShuffleOptions.*\['shuffle_seed'\] were both"):
+        StreamingDataset(local=str(small_dataset), shuffle=ShuffleOptions(), shuffle_seed=4)
+    with pytest.raises(ValueError, match=r"\['download_retry'\] were both given"):
+        StreamingDataset(local=str(small_dataset), download=DownloadOptions(), download_retry=1)

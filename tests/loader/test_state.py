@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -67,3 +68,15 @@ def test_incomplete_or_invalid_states_are_refused() -> None:
         ResumeState(-1, 0, FINGERPRINT)
     with pytest.raises(ResumeStateError, match="dict"):
         ResumeState.from_dict([1, 2])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("value", "shown"), [("abc", "'abc'"), (None, "None"), (1.7, "1.7")])
+def test_a_state_with_a_malformed_epoch_is_refused_naming_it(value: object, shown: str) -> None:
+    good = ResumeState(2, 5, FINGERPRINT).to_dict()
+    for field in ("epoch", "sample_in_epoch", "num_canonical_nodes"):
+        with pytest.raises(
+            ResumeStateError,
+            match=rf"field '{field}' must be a whole number, got {re.escape(shown)}",
+        ):
+            ResumeState.from_dict({**good, field: value})
+    assert ResumeState.from_dict({**good, "epoch": 2.0}).epoch == 2  # JSON may say 2.0

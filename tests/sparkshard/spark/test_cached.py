@@ -118,3 +118,14 @@ def test_another_process_finds_the_same_entry(spark: Any, tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-3000:]
     there = json.loads(proc.stdout.strip().splitlines()[-1])
     assert there == {"key": here.key, "reused": True}
+
+
+def test_an_entry_whose_shards_were_deleted_is_converted_again(spark: Any, tmp_path: Path) -> None:
+    df = spark.range(30).selectExpr("id", "id * 2 AS x")
+    first = sparkshard.cache(df, tmp_path / "cache", size_limit="1KB")
+    shards = sorted((Path(first.url) / "data").iterdir())
+    assert len(shards) > 1
+    shards[0].unlink()  # someone cleaned the cache folder by hand
+    again = sparkshard.cache(df, tmp_path / "cache", size_limit="1KB")
+    assert not again.reused and again.url == first.url and again.info.version == 2
+    assert _ids(again) == Counter(range(30))

@@ -314,3 +314,28 @@ def test_spark_type_names_from_mds_encodings() -> None:
         "int8": "tinyint", "uint32": "bigint", "int": "bigint", "str": "string", "bytes": "binary",
         "jpeg": "binary", "ndarray:float32:16": "array<float>", "float64": "double",
     }  # fmt: skip
+
+
+def test_gc_refuses_while_a_kept_version_misses_shards(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Retaining only a broken latest version would delete the last intact ones."""
+    store = open_store(dataset)
+    latest = DatasetIndex.from_json(store.read("index.json"), "index")
+    (dataset / latest.shards[0].stored.basename).unlink()
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    code, _, err = _run(capsys, "gc", str(dataset), "--retain", "1", "--min-age", "0", "--yes")
+    assert code == 1 and "refused" in err and "missing shard file" in err and "verify" in err
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before
+    assert [v for v in (1, 2) if (dataset / version_key(v)).exists()] == [1, 2]
+
+
+def test_verify_repair_brings_index_json_up_to_date(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _stale_index(dataset)
+    code, _, err = _run(capsys, "verify", str(dataset))
+    assert code == 1 and "holds version 1 but the latest version is 3" in err
+    code, out, _ = _run(capsys, "verify", "--repair", str(dataset))
+    assert code == 0 and "index.json rewritten from the latest version" in out
+    assert (dataset / "index.json").read_bytes() == (dataset / version_key(3)).read_bytes()
