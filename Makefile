@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MOSAIC_VENV := .venv-mosaic
+# LitData, the second benchmark peer (benchmarks only: make test does not need it).
+LITDATA_VENV := .venv-litdata
 PIP_FLAGS := -q --disable-pip-version-check -c constraints.txt
 # Azurite (Azure Blob test server) from npm, into a git-ignored folder; 3.35.0 is the newest
 # release that runs on Node 20 (later ones need Node >= 21).
@@ -35,6 +37,12 @@ $(MOSAIC_VENV)/.installed: tests/compat/mosaic-requirements.txt constraints.txt
 		> "$$($(MOSAIC_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/sparkshard-stubs.pth"
 	touch $@
 
+$(LITDATA_VENV)/.installed: benchmarks/litdata-requirements.txt constraints.txt
+	test -x $(LITDATA_VENV)/bin/python || $(PYTHON) -m venv $(LITDATA_VENV)
+	$(LITDATA_VENV)/bin/pip install $(PIP_FLAGS) torch==2.13.0
+	$(LITDATA_VENV)/bin/pip install $(PIP_FLAGS) -r benchmarks/litdata-requirements.txt
+	touch $@
+
 $(TOOLS)/.azurite-$(AZURITE_VERSION):
 	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
 	touch $@
@@ -55,8 +63,8 @@ test: lint typecheck pytest
 demo: $(VENV)/.installed
 	PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python $(BIN)/python -m demo
 
-bench: setup
+bench: setup $(LITDATA_VENV)/.installed
 	PYSPARK_PYTHON=$(CURDIR)/$(BIN)/python $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(MOSAIC_VENV) $(TOOLS) demo-output notebooks/notebook-output bench-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MOSAIC_VENV) $(LITDATA_VENV) $(TOOLS) demo-output notebooks/notebook-output bench-output .pytest_cache .mypy_cache .ruff_cache

@@ -52,6 +52,7 @@ __all__ = [
     "drain",
     "emit_result",
     "machine_note",
+    "litdata_python",
     "main_python",
     "mosaic_python",
     "output_dir",
@@ -78,6 +79,12 @@ def main_python() -> Path:
     """The main venv's interpreter (falls back to the running one)."""
     path = REPO_ROOT / ".venv" / "bin" / "python"
     return path if path.exists() else Path(sys.executable)
+
+
+def litdata_python() -> Path | None:
+    """The LitData peer venv's interpreter (``make bench`` builds it), or None."""
+    path = REPO_ROOT / ".venv-litdata" / "bin" / "python"
+    return path if path.exists() else None
 
 
 def mosaic_python() -> Path | None:
