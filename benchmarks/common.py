@@ -49,18 +49,21 @@ __all__ = [
     "ChildResult",
     "Ratio",
     "Stopwatch",
+    "decode_image",
     "drain",
     "emit_result",
-    "machine_note",
     "litdata_python",
+    "machine_note",
     "main_python",
     "mosaic_python",
     "output_dir",
     "peak_rss_mib",
     "print_ratios",
     "run_child",
+    "shared_memory_bytes",
     "spark_session",
     "workload",
+    "workload_jpeg",
     "workload_w1",
     "workload_w2",
     "workload_w3",
@@ -288,11 +291,63 @@ def workload_w3(rows: int = 4_000, seed: int = SEED) -> pa.Table:
     )
 
 
-_WORKLOADS = {"w1": workload_w1, "w2": workload_w2, "w3": workload_w3}
+def workload_jpeg(rows: int = 3_000, seed: int = SEED) -> pa.Table:
+    """JPEG: ``{id int64, label int32, image binary}``: 256x256 RGB JPEGs (quality 90) of
+    smooth random images, about 20 KB each; decoded per sample by :func:`decode_image`."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(rows):
+        small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)  # upscaled: JPEG-friendly
+        picture = Image.fromarray(small).resize((256, 256), Image.Resampling.BILINEAR)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=90)
+        images.append(buffer.getvalue())
+    return pa.table(
+        {
+            "id": pa.array(np.arange(rows, dtype=np.int64)),
+            "label": pa.array(rng.integers(0, 1000, rows, dtype=np.int32)),
+            "image": pa.array(images, pa.binary()),
+        }
+    )
+
+
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(3, 1, 1)
+_STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1)
+
+
+def decode_image(value: Any) -> np.ndarray:
+    """The per-sample work of the JPEG workload, the same for every loader: decode, centre
+    crop to 224x224, scale and normalise to a ``(3, 224, 224)`` float32 array."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(value)) as picture:
+        rgb = np.asarray(picture.convert("RGB"))
+    crop = rgb[16:240, 16:240].transpose(2, 0, 1).astype(np.float32) / 255.0
+    return (crop - _MEAN) / _STD
+
+
+def shared_memory_bytes() -> int:
+    """Bytes of shared memory the system holds now (``Shmem`` in /proc/meminfo): /dev/shm,
+    memfd and other tmpfs pages; sampled to report what a run's transport used."""
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        for line in meminfo:
+            if line.startswith("Shmem:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+_WORKLOADS = {"w1": workload_w1, "w2": workload_w2, "w3": workload_w3, "jpeg": workload_jpeg}
 
 
 def workload(name: str, rows: int | None = None) -> pa.Table:
-    """Build workload ``name`` (``"w1"``, ``"w2"`` or ``"w3"``), optionally with fewer rows."""
+    """Build workload ``name`` (``"w1"``, ``"w2"``, ``"w3"``, ``"jpeg"``), optionally with
+    fewer rows."""
     builder = _WORKLOADS[name.lower()]
     return builder() if rows is None else builder(rows)
 

@@ -17,17 +17,18 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from loader.dataset import StreamingDataset
-from loader.device import DevicePlan, DevicePrefetcher, move_to
+from loader.device import DevicePlan, DevicePrefetcher, move_to, pin
 from loader.order.partition import EpochPartition
 from loader.stats import LoaderStats, StatsRecorder
 from loader.transforms import BatchTransforms, FieldSpec, check_picklable, to_numpy, to_torch
+from loader.transport import SlabSet
 
 __all__ = ["StreamingDataLoader"]
 
@@ -65,15 +66,19 @@ class _BatchView(IterableDataset[_Shipment]):
 
 @dataclass(frozen=True)
 class _WorkerStep:
-    """The collate_fn of the batch path, run in the workers: transforms, then tensors when
-    pinning (else numpy goes through the pipe: cheaper than a shared-memory segment per
-    tensor, and tensors are made in the loop's process)."""
+    """The collate_fn of the batch path: the transforms, then, in DataLoader workers, the
+    batch laid out in the worker's shared-memory slabs (:mod:`loader.transport`); only a
+    small header crosses the pipe. Tensors are made in the loop's process, zero-copy."""
 
     transforms: BatchTransforms
-    tensors: bool
+    slabs: SlabSet | None  # None: no workers, the batch stays in this process
+    tensors: bool = False  # make tensors here (no workers, pinning: torch pins them)
 
     def __call__(self, shipment: _Shipment) -> _Shipment:
         batch = self.transforms(shipment.batch) if self.transforms else shipment.batch
+        info = torch.utils.data.get_worker_info()
+        if self.slabs is not None and info is not None:
+            return _Shipment(self.slabs.pack(batch, info.id), shipment.io)
         return _Shipment(to_torch(batch) if self.tensors else batch, shipment.io)
 
 
@@ -154,11 +159,13 @@ class StreamingDataLoader(DataLoader[Any]):
         self._worker_plan: tuple[int, int] | None = None
         self._stats = StatsRecorder()
         pin = self.device_plan.pin_memory
+        self._slabs: SlabSet | None = None
         if collate_fn is None:
-            step: Any = _WorkerStep(transforms, tensors=pin)
+            shared = num_workers > 0  # batches cross through shared memory; pinned here after
+            step: Any = _WorkerStep(transforms, None, tensors=pin and not shared)
             super().__init__(
                 _BatchView(dataset), None, num_workers=num_workers, collate_fn=step,
-                pin_memory=pin, **kwargs,
+                pin_memory=pin and not shared, **kwargs,
             )  # fmt: skip
         else:
             super().__init__(
@@ -199,6 +206,13 @@ class StreamingDataLoader(DataLoader[Any]):
         persistent = self.persistent_workers and self.num_workers > 0
         if persistent and self._iterator is not None and self._worker_plan != plan:
             self._iterator = None  # persistent workers hold a stale plan: start fresh ones
+        if isinstance(self.collate_fn, _WorkerStep) and self.num_workers > 0:
+            reused = persistent and self._iterator is not None  # the same workers: their slabs
+            if not reused or self._slabs is None:
+                if self._slabs is not None:
+                    self._slabs.close()  # its views stay valid until dropped
+                self._slabs = SlabSet(self.num_workers)
+                self.collate_fn = replace(self.collate_fn, slabs=self._slabs)
         iterator = super().__iter__()
         if self.num_workers > 0:
             ds._epoch, ds._start = plan[0] + 1, 0  # mirror what each worker's copy just did
@@ -217,11 +231,15 @@ class StreamingDataLoader(DataLoader[Any]):
         """Batches as the loop will get them (still on the host), with their I/O."""
         if not isinstance(self.dataset, _BatchView):
             return (_Shipment(batch, None) for batch in iterator)
+        slabs = self._slabs
+        receive = slabs.unpack if slabs is not None else (lambda batch: batch)
         if self.output == "numpy":
-            return (_Shipment(to_numpy(s.batch), s.io) for s in iterator)
-        if self.device_plan.pin_memory:
+            return (_Shipment(to_numpy(receive(s.batch)), s.io) for s in iterator)
+        if self.device_plan.pin_memory and self.num_workers == 0:
             return iterator  # tensors made (and pinned) already
-        return (_Shipment(to_torch(s.batch), s.io) for s in iterator)
+        if self.device_plan.pin_memory:
+            return (_Shipment(pin(to_torch(receive(s.batch))), s.io) for s in iterator)
+        return (_Shipment(to_torch(receive(s.batch)), s.io) for s in iterator)
 
     @staticmethod
     def _deliver(

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DevicePlan", "DevicePrefetcher", "move_to"]
+__all__ = ["DevicePlan", "DevicePrefetcher", "move_to", "pin"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,20 @@ def move_to(batch: Any, device: torch.device, non_blocking: bool = False) -> Any
         return type(batch)(*items) if hasattr(batch, "_fields") else tuple(items)
     if isinstance(batch, list) and any(isinstance(v, torch.Tensor) for v in batch):
         return [move_to(v, device, non_blocking) for v in batch]
+    return batch
+
+
+def pin(batch: Any) -> Any:
+    """CPU tensors in ``batch`` (dicts, tuples, lists) copied into pinned memory."""
+    if isinstance(batch, torch.Tensor):
+        return batch.pin_memory() if batch.device.type == "cpu" else batch
+    if isinstance(batch, dict):
+        return {k: pin(v) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        items = [pin(v) for v in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else tuple(items)
+    if isinstance(batch, list):
+        return [pin(v) for v in batch]
     return batch
 
 

@@ -152,11 +152,14 @@ class MappedShard:
         return out
 
     def _decode_many(self, i: int, starts: np.ndarray, lengths: np.ndarray) -> list[Any]:
+        """Variable-size values: ``bytes`` as read-only memoryviews of the shard (no copy:
+        ``bytes(v)`` makes one), strings decoded, others through their encoding."""
         encoding = self._encodings[i]
-        raw = self._data  # slicing an mmap or bytes yields bytes
         spans = zip(starts.tolist(), (starts + lengths).tolist())
         if encoding.name == "bytes":
-            return [raw[a:b] for a, b in spans]
+            view = memoryview(self._data)
+            return [view[a:b] for a, b in spans]
+        raw = self._data  # slicing an mmap or bytes yields bytes
         if encoding.name == "str":
             return [raw[a:b].decode("utf-8") for a, b in spans]
         return [encoding.decode(raw[a:b]) for a, b in spans]

@@ -1,0 +1,296 @@
+r"""Batches from DataLoader workers to the training loop through shared memory, without copies.
+
+The loop's process makes, for every worker of an iteration, a few *slabs*: anonymous
+shared-memory files (``memfd``) that the workers inherit (fork) or receive with their
+arguments (spawn, forkserver), so no file descriptor ever travels later and no worker has
+to outlive the batches it made. A worker writes each batch into one of its free slabs,
+growing it when a batch is larger, and only a small picklable :class:`Packed` header goes
+through the DataLoader's queue: where each column lies. The loop's process maps the slab
+and builds numpy views of it: fixed-size columns, nullable ones, ragged arrays, tensors and
+bytes (read-only ``memoryview``\s, as the batch reader returns them) cost no copy; strings
+are decoded once, here.
+
+A slab is reused only once every view of the batch it held is gone: a finalizer on the
+batch's base array marks it free in a small control file both sides map, and a worker with
+no free slab (the loop holds that many batches) sends the batch through the pipe instead.
+Nothing has a name: nothing in ``/dev/shm``, no lock, nothing to clean up; the memory
+returns to the system when the last process that maps it lets go, however the processes
+end (a ``break``, an exception, ``kill -9`` of a worker or of the loop's process).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import mmap
+import os
+import sys
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing import reduction
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Packed", "SlabSet"]
+
+log = logging.getLogger(__name__)
+_ALIGN = 64
+_FREE, _IN_USE = 0, 1
+SLABS_PER_WORKER = 8  # batches a worker can have in flight and held by the loop at once
+
+
+def _round_up(n: int, to: int = _ALIGN) -> int:
+    return -(-n // to) * to
+
+
+def _memfd(size: int, name: str) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    if size:
+        os.ftruncate(fd, size)
+    return fd
+
+
+class _Fd:
+    """A file descriptor that a spawned or forkserver worker receives with its arguments."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Fd._received, (reduction.DupFd(self.fd),))
+
+    @staticmethod
+    def _received(dup: Any) -> _Fd:
+        return _Fd(dup.detach())
+
+
+@dataclass
+class Packed:
+    """A batch laid out in slab ``slab`` of worker ``worker``; ``tree`` says where."""
+
+    worker: int
+    slab: int
+    size: int
+    tree: Any
+
+
+class SlabSet:
+    """The slabs of one iteration's workers: made by the loop's process, used by both."""
+
+    def __init__(self, workers: int, per_worker: int = SLABS_PER_WORKER) -> None:
+        self.per_worker = per_worker
+        self.slab_fds = [
+            [_Fd(_memfd(0, "sparkshard-batch")) for _ in range(per_worker)] for _ in range(workers)
+        ]
+        self.control_fds = [_Fd(_memfd(per_worker, "sparkshard-slabs")) for _ in range(workers)]
+        self._pid = os.getpid()
+        self._controls: dict[int, mmap.mmap] = {}
+        self._maps: dict[tuple[int, int], mmap.mmap] = {}  # (worker, slab) -> mapping
+        self._warned = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"per_worker": self.per_worker, "slab_fds": self.slab_fds,
+                "control_fds": self.control_fds}  # fmt: skip
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pid, self._controls, self._maps, self._warned = -1, {}, {}, False
+
+    def close(self) -> None:
+        """Close this process's descriptors (mapped views stay valid until dropped)."""
+        for fd in [f for fds in self.slab_fds for f in fds] + self.control_fds:
+            if fd.fd >= 0:
+                os.close(fd.fd)
+                fd.fd = -1
+
+    def _control(self, worker: int) -> mmap.mmap:
+        control = self._controls.get(worker)
+        if control is None:
+            control = self._controls[worker] = mmap.mmap(
+                self.control_fds[worker].fd, self.per_worker
+            )
+        return control
+
+    def _mapped(self, worker: int, slab: int, size: int) -> mmap.mmap:
+        key = (worker, slab)
+        current = self._maps.get(key)
+        if current is None or len(current) < size:
+            fd = self.slab_fds[worker][slab].fd
+            if os.fstat(fd).st_size < size:
+                os.ftruncate(fd, _round_up(int(size * 1.25), mmap.PAGESIZE))
+            current = self._maps[key] = mmap.mmap(fd, os.fstat(fd).st_size)
+        return current
+
+    # --- the worker's side -------------------------------------------------------------------
+    def pack(self, batch: Any, worker: int) -> Packed | Any:
+        """``batch`` as a header over a free slab of ``worker``, or ``batch`` itself (it holds
+        no array, or every slab is still held by the loop: then it is pickled as before)."""
+        layout = _Layout()
+        tree = layout.plan(batch)
+        if not layout.parts:
+            return batch
+        control = self._control(worker)
+        free = [i for i in range(self.per_worker) if control[i] == _FREE]
+        if not free:
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "the training loop holds %d batches of DataLoader worker %d: further "
+                    "batches are pickled (slower) until it drops some",
+                    self.per_worker,
+                    worker,
+                )
+            return batch
+        slab = free[0]
+        layout.write(self._mapped(worker, slab, layout.size))
+        control[slab] = _IN_USE
+        return Packed(worker, slab, layout.size, tree)
+
+    # --- the loop's side ----------------------------------------------------------------------
+    def unpack(self, packed: Any) -> Any:
+        """The batch a :class:`Packed` header describes, as views of its slab."""
+        if not isinstance(packed, Packed):
+            return packed
+        slab = self._mapped(packed.worker, packed.slab, packed.size)
+        base = np.frombuffer(slab, np.uint8, count=packed.size)
+        control = self._control(packed.worker)
+        weakref.finalize(base, _release, control, packed.slab)  # the last view frees the slab
+        return _build(packed.tree, base)
+
+
+def _release(control: mmap.mmap, slab: int) -> None:
+    if not control.closed:
+        control[slab] = _FREE
+
+
+class _Layout:
+    """Plans where each array of a batch goes in a slab, then copies them there."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, Any]] = []  # (offset, buffer to copy)
+        self.size = 0
+
+    def _place(self, buffer: Any) -> int:
+        offset = self.size
+        nbytes = memoryview(buffer).nbytes
+        self.parts.append((offset, buffer))
+        self.size = _round_up(offset + nbytes)
+        return offset
+
+    def array(self, value: np.ndarray) -> tuple[Any, ...]:
+        value = np.ascontiguousarray(value)
+        if value.dtype.hasobject:
+            raise TypeError("object arrays are pickled")
+        return ("nd", value.dtype.str, value.shape, self._place(value.reshape(-1).view(np.uint8)))
+
+    def plan(self, value: Any) -> Any:
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(value, torch.Tensor) and not value.is_cuda:
+            try:
+                return ("tensor", self.array(value.detach().cpu().numpy()))
+            except (TypeError, RuntimeError):  # dtypes numpy lacks (bfloat16): pickled
+                return ("obj", value)
+        if isinstance(value, np.ma.MaskedArray):
+            mask = np.ma.getmaskarray(value)
+            return ("masked", self.array(np.ma.getdata(value)), self.array(mask))
+        if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+            return self.array(value)
+        if isinstance(value, dict):
+            return ("dict", [(k, self.plan(v)) for k, v in value.items()])
+        if isinstance(value, tuple):
+            items = [self.plan(v) for v in value]
+            named = type(value) if hasattr(value, "_fields") else None
+            return ("tuple", named, items)
+        if isinstance(value, list):
+            return self._sequence(value)
+        return ("obj", value)
+
+    def _sequence(self, values: list[Any]) -> Any:
+        """A column of variable-size values: one buffer plus offsets, or pickled as is."""
+        kinds = {_kind(v) for v in values if v is not None}
+        if len(kinds) != 1 or "other" in kinds or len(values) < 2:
+            return ("list", [self.plan(v) for v in values])
+        kind = kinds.pop()
+        nulls = [i for i, v in enumerate(values) if v is None]
+        if kind == "array":
+            return ("arrays", [None if v is None else self.array(v) for v in values])
+        if kind == "str":
+            buffers = [b"" if v is None else v.encode("utf-8", "surrogatepass") for v in values]
+        else:
+            buffers = [b"" if v is None else v for v in values]
+        lengths = np.fromiter((memoryview(b).nbytes for b in buffers), np.int64, len(buffers))
+        ends = np.cumsum(lengths)
+        data_offset = self.size
+        for buffer in buffers:  # contiguous: one place per value, no joined copy
+            self.parts.append((self.size, buffer))
+            self.size += memoryview(buffer).nbytes
+        self.size = _round_up(self.size)
+        return ("values", kind, data_offset, self.array(ends), nulls)
+
+    def write(self, slab: mmap.mmap) -> None:
+        target = np.frombuffer(slab, np.uint8)
+        for offset, buffer in self.parts:
+            source = np.frombuffer(buffer, np.uint8)
+            target[offset : offset + len(source)] = source
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (bytes, memoryview)):
+        return "memoryview" if isinstance(value, memoryview) else "bytes"
+    if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+        return "array"
+    return "other"
+
+
+def _build(node: Any, base: np.ndarray) -> Any:
+    tag = node[0]
+    if tag == "nd":
+        _, dtype, shape, offset = node
+        count = math.prod(shape)
+        if not count:
+            return np.empty(shape, np.dtype(dtype))
+        return np.frombuffer(base, np.dtype(dtype), count, offset).reshape(shape)
+    return _BUILDERS[tag](node, base)
+
+
+def _build_values(node: Any, base: np.ndarray) -> list[Any]:
+    _, kind, data_offset, ends_node, nulls = node
+    ends = _build(ends_node, base).tolist()
+    data = memoryview(base)  # type: ignore[arg-type]
+    starts = [0, *ends[:-1]]
+    spans = [data[data_offset + a : data_offset + b] for a, b in zip(starts, ends)]
+    if kind == "str":
+        out: list[Any] = [bytes(s).decode("utf-8", "surrogatepass") for s in spans]
+    elif kind == "bytes":
+        out = [bytes(s) for s in spans]
+    else:
+        out = [s.toreadonly() for s in spans]
+    for i in nulls:
+        out[i] = None
+    return out
+
+
+def _build_tensor(node: Any, base: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(_build(node[1], base))
+
+
+_BUILDERS: dict[str, Callable[[Any, np.ndarray], Any]] = {
+    "obj": lambda node, base: node[1],
+    "tensor": _build_tensor,
+    "masked": lambda node, base: np.ma.MaskedArray(_build(node[1], base), _build(node[2], base)),
+    "dict": lambda node, base: {k: _build(v, base) for k, v in node[1]},
+    "tuple": lambda node, base: (
+        node[1](*[_build(v, base) for v in node[2]])
+        if node[1] is not None
+        else tuple(_build(v, base) for v in node[2])
+    ),
+    "list": lambda node, base: [_build(v, base) for v in node[1]],
+    "arrays": lambda node, base: [None if v is None else _build(v, base) for v in node[1]],
+    "values": _build_values,
+}
