@@ -18,7 +18,7 @@ from typing import Any
 
 from loader.cache.directory import ShardCache
 from loader.options import DownloadOptions
-from sparkshard.dataset.shards import check_local_file, decompress_into, file_problem
+from sparkshard.dataset.shards import decompress_into, file_problem
 from sparkshard.errors import CorruptShardError, DownloadError
 from sparkshard.format.index import ShardRecord
 from sparkshard.storage import Store
@@ -134,12 +134,11 @@ class ShardFetcher:
 
         A full local disk is not the remote's fault: it raises at once, naming the cache."""
         try:
-            with open(path, "wb") as out:
+            with open(path, "wb") as out:  # the stored bytes were checked already
                 if record.zip_data is None:
                     out.write(data)
-                    return None
-                decompress_into(record, data, out, "it")
-            check_local_file(path, record.raw_data, verify=self.verify)
+                else:  # the raw hash checked as it is written: no read-back pass
+                    decompress_into(record, data, out, "it", verify=self.verify)
         except CorruptShardError as exc:
             return str(exc)
         except OSError as exc:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import mmap
 import os
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 
 from sparkshard.errors import CorruptShardError
 from sparkshard.format.compression import Compression, parse_compression
-from sparkshard.format.hashing import file_hexdigest, hexdigest
+from sparkshard.format.hashing import file_hexdigest, hasher, hexdigest
 from sparkshard.format.index import FileInfo, ShardRecord
 from sparkshard.storage import Store
 
@@ -114,20 +114,46 @@ def decompress(record: ShardRecord, data: bytes | memoryview, where: str) -> byt
     return raw
 
 
+class _HashingWriter:
+    """A binary file wrapper that hashes what goes through it (the decompressed shard,
+    checked as it is written instead of read back from disk)."""
+
+    def __init__(self, out: BinaryIO, algo: str) -> None:
+        self.out, self.algo, self.state = out, algo, hasher(algo)
+
+    def write(self, data: Any) -> int:
+        self.state.update(data)
+        return self.out.write(data)
+
+    def tell(self) -> int:
+        return self.out.tell()
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
 def decompress_into(
-    record: ShardRecord, data: bytes | memoryview, out: BinaryIO, where: str
+    record: ShardRecord,
+    data: bytes | memoryview,
+    out: BinaryIO,
+    where: str,
+    *,
+    verify: bool = False,
 ) -> None:
     """Write the raw shard to ``out`` (zstd streamed through a small buffer, no shard-sized
-    copy); raise :class:`CorruptShardError` if it does not decompress to the raw size."""
+    copy); raise :class:`CorruptShardError` if it does not decompress to the raw size or,
+    with ``verify``, to the raw hash (computed on the way out: no second pass)."""
     compression = _compression(record, where)
     start = out.tell()
+    info = record.raw_data
+    sink_to: Any = _HashingWriter(out, _cheapest(info)) if verify and info.hashes else out
     try:
         if compression.family == "zstd":
             decompressor = zstandard.ZstdDecompressor()
-            with decompressor.stream_writer(out, write_size=_CHUNK, closefd=False) as sink:
+            with decompressor.stream_writer(sink_to, write_size=_CHUNK, closefd=False) as sink:
                 sink.write(data)
         else:
-            out.write(compression.decompress(data))
+            sink_to.write(compression.decompress(data))
     except OSError:
         raise  # the file being written failed (a full disk): not a damaged shard
     except Exception as exc:
@@ -140,6 +166,13 @@ def decompress_into(
             f"{where} decompresses to {size} bytes where the index says "
             f"{record.raw_data.bytes}: the file is damaged"
         )
+    if isinstance(sink_to, _HashingWriter):
+        actual, expected = sink_to.state.hexdigest(), info.hashes[sink_to.algo]
+        if actual != expected:
+            raise CorruptShardError(
+                f"{where} decompresses to data that fails its {sink_to.algo} check (index "
+                f"{expected}, data {actual}): the file is damaged"
+            )
 
 
 def raw_shard(

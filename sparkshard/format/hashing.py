@@ -14,7 +14,7 @@ from typing import Any
 
 import xxhash
 
-__all__ = ["file_hexdigest", "hash_algorithms", "hexdigest", "validate_hashes"]
+__all__ = ["file_hexdigest", "hash_algorithms", "hasher", "hexdigest", "validate_hashes"]
 
 _XXHASH = {"xxh32", "xxh64", "xxh3_64", "xxh128", "xxh3_128"}
 
@@ -33,6 +33,11 @@ def _hasher(algo: str) -> Callable[..., Any]:
     raise ValueError(
         f"unknown hash algorithm {algo!r}: expected one of {sorted(hash_algorithms())}"
     )
+
+
+def hasher(algo: str) -> Any:
+    """A fresh incremental hash state for ``algo`` (``update`` / ``hexdigest``)."""
+    return _hasher(algo)()
 
 
 def file_hexdigest(algo: str, path: str | os.PathLike[str], chunk: int = 8 << 20) -> str:

@@ -86,7 +86,7 @@ def test_a_process_killed_mid_download_leaves_a_usable_cache(
     s3_server: Any, tmp_path: Path
 ) -> None:
     url, options = f"{s3_server.new_bucket()}/ds", s3_server.storage_options
-    _write(url, options, 240, 16000)  # 60 shards of 64 KiB
+    _write(url, options, 960, 16000)  # 240 shards of 64 KiB: the child cannot finish first
     cache = tmp_path / "cache"
     settings = json.dumps({"storage_options": options, "download_threads": 2})
     child = subprocess.Popen(
@@ -108,7 +108,7 @@ def test_a_process_killed_mid_download_leaves_a_usable_cache(
     assert returncode == -signal.SIGKILL, "the child finished before it could be killed"
     ds = StreamingDataset(remote=url, local=str(cache), storage_options=options, batch_size=24)
     batches = list(ds.iter_batches())
-    assert [i for b in batches for i in b["id"].tolist()] == list(range(240))
+    assert [i for b in batches for i in b["id"].tolist()] == list(range(960))
     assert all(len(blob) == 16000 for b in batches for blob in b["blob"])
     assert not list(fetching.iterdir())  # the dead download's lock and data are gone
 
