@@ -5,7 +5,10 @@ workers or copied ahead to the device, so a checkpoint taken after step ``k`` re
 ``k + 1`` exactly, on any number of ranks and workers. By default the loader takes the batch
 fast path: workers read whole batches (one vectorized gather per column), apply the
 transforms (:mod:`loader.transforms`) and hand over numpy arrays, which become tensors in
-the loop's process (in the workers when pinning, since pinning needs tensors). Passing a
+the loop's process. In DataLoader workers, consecutive batches of a worker travel together
+(up to about 4 MiB, at most 16 per hand-off, sized on the worker's first batch), so the
+fixed cost of a hand-off is shared; the loop's process puts them back in step order, and
+counts each batch as it is delivered. Passing a
 ``collate_fn`` switches to the per-sample path, whose ``collate_fn`` receives a list of
 samples as with any DataLoader. ``device=`` moves batches to the training device, the next
 ``prefetch_to_device`` of them ahead of the step (:mod:`loader.device`); :meth:`stats`
@@ -42,18 +45,56 @@ class _Shipment(NamedTuple):
     io: dict[str, int] | None
 
 
-class _BatchView(IterableDataset[_Shipment]):
-    """The dataset seen batch by batch; attribute access falls through to the dataset."""
+class _Group(NamedTuple):
+    """Consecutive batches of one worker in one hand-off: its batches ``first``,
+    ``first + 1``, ... (the worker's own count), which are the rank's steps
+    ``worker + (first + i) * workers``."""
 
-    def __init__(self, dataset: StreamingDataset) -> None:
+    worker: int
+    first: int
+    batches: list[Any]
+    io: dict[str, int] | None
+
+
+# One hand-off carries batches up to about this many bytes (at most _GROUP_MAX of them), so
+# the fixed cost of a DataLoader hand-off is shared by many small batches; large batches
+# travel one by one.
+_GROUP_BYTES = 4 << 20
+_GROUP_MAX = 16
+
+
+class _BatchView(IterableDataset[Any]):
+    """The dataset seen batch by batch, transformed; in DataLoader workers, grouped into
+    hand-offs (:class:`_Group`). Attribute access falls through to the dataset."""
+
+    def __init__(self, dataset: StreamingDataset, transforms: BatchTransforms) -> None:
         self.dataset = dataset
+        self.transforms = transforms
 
-    def __iter__(self) -> Iterator[_Shipment]:
+    def _shipments(self) -> Iterator[_Shipment]:
         before = self.dataset.io_counters()
-        for batch in self.dataset.iter_batches():
+        for read in self.dataset.iter_batches():
             after = self.dataset.io_counters()
+            batch = self.transforms(read) if self.transforms else read
             yield _Shipment(batch, {k: v - before.get(k, 0) for k, v in after.items()})
             before = after
+
+    def __iter__(self) -> Iterator[Any]:
+        info = torch.utils.data.get_worker_info()
+        if info is None:
+            yield from self._shipments()
+            return
+        group: list[_Shipment] = []
+        first, limit = 0, 1
+        for shipment in self._shipments():
+            if first == 0 and not group:  # the first batch sizes the hand-offs
+                limit = max(1, min(_GROUP_MAX, _GROUP_BYTES // max(1, _nbytes(shipment.batch))))
+            group.append(shipment)
+            if len(group) == limit:
+                yield _group(info.id, first, group)
+                first, group = first + len(group), []
+        if group:
+            yield _group(info.id, first, group)
 
     def __len__(self) -> int:
         return self.dataset.partition().num_steps
@@ -64,22 +105,64 @@ class _BatchView(IterableDataset[_Shipment]):
         return getattr(self.dataset, name)
 
 
+def _group(worker: int, first: int, shipments: list[_Shipment]) -> _Group:
+    io: dict[str, int] = {}
+    for s in shipments:
+        for k, v in (s.io or {}).items():
+            io[k] = io.get(k, 0) + v
+    return _Group(worker, first, [s.batch for s in shipments], io)
+
+
+def _nbytes(value: Any) -> int:
+    """About how many bytes a batch holds (arrays, tensors, bytes and strings)."""
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    if isinstance(value, (bytes, str, memoryview)):
+        return len(value)
+    nbytes = getattr(value, "nbytes", None)
+    return int(nbytes) if isinstance(nbytes, int) else 0
+
+
+def _in_step_order(groups: Iterator[Any], workers: int) -> Iterator[_Shipment]:
+    """The rank's batches in step order, from its workers' groups in any order. DataLoader
+    takes the workers' hand-offs round-robin, so only a few groups wait here at a time."""
+    waiting: dict[int, _Shipment] = {}
+    step = 0
+    for group in groups:
+        for i, batch in enumerate(group.batches):
+            waiting[group.worker + (group.first + i) * workers] = _Shipment(
+                batch, group.io if i == 0 else None
+            )
+        while step in waiting:
+            yield waiting.pop(step)
+            step += 1
+    if waiting:
+        raise RuntimeError(
+            f"DataLoader workers delivered steps {sorted(waiting)[:5]} but never step {step}: "
+            "a worker stopped early"
+        )
+
+
 @dataclass(frozen=True)
 class _WorkerStep:
-    """The collate_fn of the batch path: the transforms, then, in DataLoader workers, the
-    batch laid out in the worker's shared-memory slabs (:mod:`loader.transport`); only a
-    small header crosses the pipe. Tensors are made in the loop's process, zero-copy."""
+    """The collate_fn of the batch path. In DataLoader workers it lays a hand-off out in the
+    worker's shared-memory slabs (:mod:`loader.transport`); only a small header crosses the
+    pipe, and tensors are made in the loop's process, zero-copy. Without workers the batch
+    stays in this process (as tensors when pinning: torch pins them)."""
 
-    transforms: BatchTransforms
-    slabs: SlabSet | None  # None: no workers, the batch stays in this process
-    tensors: bool = False  # make tensors here (no workers, pinning: torch pins them)
+    slabs: SlabSet | None  # None: no workers
+    tensors: bool = False
 
-    def __call__(self, shipment: _Shipment) -> _Shipment:
-        batch = self.transforms(shipment.batch) if self.transforms else shipment.batch
+    def __call__(self, item: Any) -> Any:
         info = torch.utils.data.get_worker_info()
-        if self.slabs is not None and info is not None:
-            return _Shipment(self.slabs.pack(batch, info.id), shipment.io)
-        return _Shipment(to_torch(batch) if self.tensors else batch, shipment.io)
+        if isinstance(item, _Group):
+            if self.slabs is not None and info is not None:
+                packed: Any = self.slabs.pack(item.batches, info.id)
+                return item._replace(batches=packed)
+            return item
+        return _Shipment(to_torch(item.batch) if self.tensors else item.batch, item.io)
 
 
 @dataclass
@@ -162,9 +245,9 @@ class StreamingDataLoader(DataLoader[Any]):
         self._slabs: SlabSet | None = None
         if collate_fn is None:
             shared = num_workers > 0  # batches cross through shared memory; pinned here after
-            step: Any = _WorkerStep(transforms, None, tensors=pin and not shared)
+            step: Any = _WorkerStep(None, tensors=pin and not shared)
             super().__init__(
-                _BatchView(dataset), None, num_workers=num_workers, collate_fn=step,
+                _BatchView(dataset, transforms), None, num_workers=num_workers, collate_fn=step,
                 pin_memory=pin and not shared, **kwargs,
             )  # fmt: skip
         else:
@@ -228,18 +311,25 @@ class StreamingDataLoader(DataLoader[Any]):
         return self._deliver(source, self._delivery, self._stats)
 
     def _finished(self, iterator: Iterator[Any]) -> Iterator[_Shipment]:
-        """Batches as the loop will get them (still on the host), with their I/O."""
+        """Batches as the loop will get them (still on the host), in step order, with their
+        I/O."""
         if not isinstance(self.dataset, _BatchView):
             return (_Shipment(batch, None) for batch in iterator)
+        if self.num_workers == 0:
+            if self.output == "numpy":
+                return (_Shipment(to_numpy(s.batch), s.io) for s in iterator)
+            if self.device_plan.pin_memory:
+                return iterator  # tensors made (and pinned) already
+            return (_Shipment(to_torch(s.batch), s.io) for s in iterator)
         slabs = self._slabs
-        receive = slabs.unpack if slabs is not None else (lambda batch: batch)
+        assert slabs is not None
+        groups = (g._replace(batches=slabs.unpack(g.batches)) for g in iterator)
+        source = _in_step_order(groups, self.num_workers)
         if self.output == "numpy":
-            return (_Shipment(to_numpy(receive(s.batch)), s.io) for s in iterator)
-        if self.device_plan.pin_memory and self.num_workers == 0:
-            return iterator  # tensors made (and pinned) already
+            return (_Shipment(to_numpy(s.batch), s.io) for s in source)
         if self.device_plan.pin_memory:
-            return (_Shipment(pin(to_torch(receive(s.batch))), s.io) for s in iterator)
-        return (_Shipment(to_torch(receive(s.batch)), s.io) for s in iterator)
+            return (_Shipment(pin(to_torch(s.batch)), s.io) for s in source)
+        return (_Shipment(to_torch(s.batch), s.io) for s in source)
 
     @staticmethod
     def _deliver(

@@ -71,9 +71,10 @@ class Packed:
     """A batch laid out in slab ``slab`` of worker ``worker``; ``tree`` says where."""
 
     worker: int
-    slab: int
+    slab: int  # -1: no slab was free, the bytes travel in ``data`` (through the pipe)
     size: int
     tree: Any
+    data: bytearray | None = None
 
 
 class SlabSet:
@@ -125,8 +126,9 @@ class SlabSet:
 
     # --- the worker's side -------------------------------------------------------------------
     def pack(self, batch: Any, worker: int) -> Packed | Any:
-        """``batch`` as a header over a free slab of ``worker``, or ``batch`` itself (it holds
-        no array, or every slab is still held by the loop: then it is pickled as before)."""
+        """``batch`` as a header over a free slab of ``worker``; if the loop still holds every
+        slab, the same layout in a buffer that is pickled through the pipe (one copy more, the
+        same batch on arrival); ``batch`` itself if it holds no array."""
         layout = _Layout()
         tree = layout.plan(batch)
         if not layout.parts:
@@ -142,7 +144,9 @@ class SlabSet:
                     self.per_worker,
                     worker,
                 )
-            return batch
+            data = bytearray(layout.size)
+            layout.write(data)
+            return Packed(worker, -1, layout.size, tree, data)
         slab = free[0]
         layout.write(self._mapped(worker, slab, layout.size))
         control[slab] = _IN_USE
@@ -153,6 +157,8 @@ class SlabSet:
         """The batch a :class:`Packed` header describes, as views of its slab."""
         if not isinstance(packed, Packed):
             return packed
+        if packed.data is not None:
+            return _build(packed.tree, np.frombuffer(packed.data, np.uint8))
         slab = self._mapped(packed.worker, packed.slab, packed.size)
         base = np.frombuffer(slab, np.uint8, count=packed.size)
         control = self._control(packed.worker)
@@ -197,6 +203,8 @@ class _Layout:
             return ("masked", self.array(np.ma.getdata(value)), self.array(mask))
         if isinstance(value, np.ndarray) and not value.dtype.hasobject:
             return self.array(value)
+        if isinstance(value, memoryview):  # a value of a bytes column, alone
+            return ("view", self.array(np.frombuffer(value, np.uint8)))
         if isinstance(value, dict):
             return ("dict", [(k, self.plan(v)) for k, v in value.items()])
         if isinstance(value, tuple):
@@ -209,41 +217,58 @@ class _Layout:
 
     def _sequence(self, values: list[Any]) -> Any:
         """A column of variable-size values: one buffer plus offsets, or pickled as is."""
-        kinds = {_kind(v) for v in values if v is not None}
-        if len(kinds) != 1 or "other" in kinds or len(values) < 2:
+        kind = _kind(values)
+        if kind is None:
             return ("list", [self.plan(v) for v in values])
-        kind = kinds.pop()
-        nulls = [i for i, v in enumerate(values) if v is None]
         if kind == "array":
             return ("arrays", [None if v is None else self.array(v) for v in values])
-        if kind == "str":
-            buffers = [b"" if v is None else v.encode("utf-8", "surrogatepass") for v in values]
-        else:
-            buffers = [b"" if v is None else v for v in values]
-        lengths = np.fromiter((memoryview(b).nbytes for b in buffers), np.int64, len(buffers))
-        ends = np.cumsum(lengths)
+        nulls = [i for i, v in enumerate(values) if v is None]
+        empty: Any = "" if kind == "str" else b""
+        present: list[Any] = [empty if v is None else v for v in values] if nulls else values
+        if kind == "str":  # decoded once in the loop's process, then cut at character ends
+            text = "".join(present).encode("utf-8", "surrogatepass")
+            ends = np.cumsum(np.fromiter(map(len, present), np.int64, len(present)))
+            return ("text", self._place(text), len(text), self.array(ends), nulls)
+        lengths = (
+            [memoryview(v).nbytes for v in present]
+            if kind == "memoryview"
+            else list(map(len, present))
+        )
+        ends = np.cumsum(np.asarray(lengths, np.int64))
+        total = int(ends[-1]) if len(ends) else 0
+        if total <= _JOIN_BELOW * len(present):  # small values: one C-level join, one copy
+            return ("values", kind, self._place(b"".join(present)), self.array(ends), nulls)
         data_offset = self.size
-        for buffer in buffers:  # contiguous: one place per value, no joined copy
+        for buffer, length in zip(present, lengths):  # large values: placed one by one
             self.parts.append((self.size, buffer))
-            self.size += memoryview(buffer).nbytes
+            self.size += length
         self.size = _round_up(self.size)
         return ("values", kind, data_offset, self.array(ends), nulls)
 
-    def write(self, slab: mmap.mmap) -> None:
+    def write(self, slab: mmap.mmap | bytearray) -> None:
         target = np.frombuffer(slab, np.uint8)
         for offset, buffer in self.parts:
             source = np.frombuffer(buffer, np.uint8)
             target[offset : offset + len(source)] = source
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, (bytes, memoryview)):
-        return "memoryview" if isinstance(value, memoryview) else "bytes"
-    if isinstance(value, np.ndarray) and not value.dtype.hasobject:
-        return "array"
-    return "other"
+_KINDS: dict[type, str] = {
+    str: "str",
+    bytes: "bytes",
+    memoryview: "memoryview",
+    np.ndarray: "array",
+}
+_JOIN_BELOW = 64 << 10  # mean bytes per value under which a column is joined before the copy
+
+
+def _kind(values: list[Any]) -> str | None:
+    """What every non-null value of a column is (None: mixed, other objects, or no values)."""
+    types = set(map(type, values))
+    types.discard(type(None))
+    kind = _KINDS.get(types.pop()) if len(types) == 1 else None
+    if kind == "array" and any(v.dtype.hasobject for v in values if v is not None):
+        return None
+    return kind
 
 
 def _build(node: Any, base: np.ndarray) -> Any:
@@ -260,15 +285,23 @@ def _build(node: Any, base: np.ndarray) -> Any:
 def _build_values(node: Any, base: np.ndarray) -> list[Any]:
     _, kind, data_offset, ends_node, nulls = node
     ends = _build(ends_node, base).tolist()
-    data = memoryview(base)  # type: ignore[arg-type]
+    data = memoryview(base).toreadonly()  # type: ignore[arg-type]
     starts = [0, *ends[:-1]]
-    spans = [data[data_offset + a : data_offset + b] for a, b in zip(starts, ends)]
-    if kind == "str":
-        out: list[Any] = [bytes(s).decode("utf-8", "surrogatepass") for s in spans]
-    elif kind == "bytes":
-        out = [bytes(s) for s in spans]
+    out: list[Any]
+    if kind == "bytes":
+        out = [bytes(data[data_offset + a : data_offset + b]) for a, b in zip(starts, ends)]
     else:
-        out = [s.toreadonly() for s in spans]
+        out = [data[data_offset + a : data_offset + b] for a, b in zip(starts, ends)]
+    for i in nulls:
+        out[i] = None
+    return out
+
+
+def _build_text(node: Any, base: np.ndarray) -> list[Any]:
+    _, offset, size, ends_node, nulls = node
+    text = str(memoryview(base)[offset : offset + size], "utf-8", "surrogatepass")  # type: ignore[arg-type]
+    ends = _build(ends_node, base).tolist()
+    out: list[Any] = [text[a:b] for a, b in zip([0, *ends[:-1]], ends)]
     for i in nulls:
         out[i] = None
     return out
@@ -282,6 +315,7 @@ def _build_tensor(node: Any, base: np.ndarray) -> Any:
 
 _BUILDERS: dict[str, Callable[[Any, np.ndarray], Any]] = {
     "obj": lambda node, base: node[1],
+    "view": lambda node, base: memoryview(_build(node[1], base)).toreadonly(),
     "tensor": _build_tensor,
     "masked": lambda node, base: np.ma.MaskedArray(_build(node[1], base), _build(node[2], base)),
     "dict": lambda node, base: {k: _build(v, base) for k, v in node[1]},
@@ -293,4 +327,5 @@ _BUILDERS: dict[str, Callable[[Any, np.ndarray], Any]] = {
     "list": lambda node, base: [_build(v, base) for v in node[1]],
     "arrays": lambda node, base: [None if v is None else _build(v, base) for v in node[1]],
     "values": _build_values,
+    "text": _build_text,
 }

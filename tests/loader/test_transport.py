@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from loader import FieldSpec, StreamingDataLoader, StreamingDataset
+from loader.transport import SlabSet
 from sparkshard import ShardWriter
 
 N = 150
@@ -92,18 +93,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _epoch(path: Path, workers: int, **kwargs: Any) -> list[dict[str, Any]]:
-    ds = StreamingDataset(local=str(path), batch_size=16, shuffle=True, shuffle_seed=5)
-    loader = StreamingDataLoader(ds, batch_size=16, num_workers=workers, **kwargs)
+def _epoch(path: Path, workers: int, batch: int = 16, **kwargs: Any) -> list[dict[str, Any]]:
+    ds = StreamingDataset(local=str(path), batch_size=batch, shuffle=True, shuffle_seed=5)
+    loader = StreamingDataLoader(ds, batch_size=batch, num_workers=workers, **kwargs)
     return [{k: _plain(v) for k, v in batch.items()} for batch in loader]
 
 
-@pytest.mark.parametrize("output", ["torch", "numpy"])
-def test_every_column_kind_crosses_unchanged(every_kind: Path, output: str) -> None:
-    alone = _epoch(every_kind, 0, output=output)
+@pytest.mark.parametrize(("output", "batch"), [("torch", 16), ("numpy", 16), ("torch", 1)])
+def test_every_column_kind_crosses_unchanged(every_kind: Path, output: str, batch: int) -> None:
+    alone = _epoch(every_kind, 0, batch, output=output)
     assert {i for b in alone for i in b["id"]} == set(range(N))  # (the tail may repeat)
     for workers in (1, 2):
-        assert _epoch(every_kind, workers, output=output) == alone, f"{workers} workers"
+        assert _epoch(every_kind, workers, batch, output=output) == alone, f"{workers} workers"
+
+
+def test_a_batch_finds_no_free_slab_and_arrives_the_same(every_kind: Path) -> None:
+    ds = StreamingDataset(local=str(every_kind), batch_size=4)
+    batches = [b for _, b in zip(range(3), ds.iter_batches())]
+    slabs = SlabSet(1, per_worker=1)
+    packed = [slabs.pack(b, 0) for b in batches]  # the loop holds the only slab after one
+    assert [p.slab for p in packed] == [0, -1, -1]
+    arrived = [slabs.unpack(p) for p in packed]
+    assert [{k: _plain(v) for k, v in b.items()} for b in arrived] == [
+        {k: _plain(v) for k, v in b.items()} for b in batches
+    ]
+    assert all(isinstance(v, memoryview) for b in arrived for v in b["blob"] if v is not None)
+    slabs.close()
 
 
 def test_transformed_batches_cross_unchanged(every_kind: Path) -> None:
@@ -150,9 +165,10 @@ def boom(column):
     raise RuntimeError("transform failed")
 
 how = sys.argv[2]
-ds = StreamingDataset(local=sys.argv[1], batch_size=16, shuffle=True)
+# batches of one sample: many hand-offs per worker, so workers still have work when killed
+ds = StreamingDataset(local=sys.argv[1], batch_size=1, shuffle=True)
 fields = [FieldSpec("f32", boom)] if how == "worker-error" else None
-loader = StreamingDataLoader(ds, batch_size=16, num_workers=2, fields=fields)
+loader = StreamingDataLoader(ds, batch_size=1, num_workers=2, fields=fields)
 held = []
 try:
     for i, batch in enumerate(loader):
@@ -194,3 +210,20 @@ def test_no_run_leaves_shared_memory_behind(every_kind: Path, tmp_path: Path, ho
     assert _shm() - before == set(), f"left in /dev/shm after {how}"
     again = _epoch(every_kind, 2)  # and nothing blocks the next run
     assert {i for b in again for i in b["id"]} == set(range(N))
+
+
+@pytest.mark.parametrize("size", [10, 200_000])  # joined into one copy / placed one by one
+def test_variable_size_values_arrive_exactly(size: int) -> None:
+    rng = np.random.default_rng(size)
+    blobs = [rng.bytes(size + i) for i in range(3)] + [None]
+    batch = {
+        "view": [None if b is None else memoryview(b) for b in blobs],
+        "bytes": blobs,
+        "text": ["é" * size, None, "", "ab"],
+    }
+    slabs = SlabSet(1, per_worker=1)
+    arrived = slabs.unpack(slabs.pack(batch, 0))
+    assert [None if v is None else bytes(v) for v in arrived["view"]] == blobs
+    assert all(v.readonly for v in arrived["view"] if v is not None)
+    assert arrived["bytes"] == blobs and arrived["text"] == batch["text"]
+    slabs.close()
