@@ -73,8 +73,11 @@ def payload_lengths(payloads: pa.Array) -> np.ndarray:
     return np.diff(offsets)
 
 
-def build_shard(columns: Sequence[pa.Array], sizes: Sequence[int | None], config: bytes) -> bytes:
-    """Lay out one shard from per-column payload arrays (one payload per sample each)."""
+def build_shard(
+    columns: Sequence[pa.Array], sizes: Sequence[int | None], config: bytes
+) -> memoryview:
+    """Lay out one shard from per-column payload arrays (one payload per sample each); the
+    bytes of the shard file, laid out once (no copy on the way out)."""
     n = len(columns[0]) if columns else 0
     variable = [payload_lengths(c) for c, size in zip(columns, sizes) if size is None]
     if n and all((lengths == lengths[0]).all() for lengths in variable):
@@ -98,10 +101,12 @@ def build_shard(columns: Sequence[pa.Array], sizes: Sequence[int | None], config
             "limit: lower size_limit"
         )
     offsets = (ends - ends[0] + head).astype("<u4")
-    return b"".join([np.array([n], "<u4").tobytes(), offsets.tobytes(), config, body])
+    return memoryview(b"".join([np.array([n], "<u4").tobytes(), offsets.tobytes(), config, body]))
 
 
-def _build_regular(columns: Sequence[pa.Array], var_lengths: list[int], config: bytes) -> bytes:
+def _build_regular(
+    columns: Sequence[pa.Array], var_lengths: list[int], config: bytes
+) -> memoryview:
     """Every sample has the same layout: fill a (samples, sample bytes) matrix by slices."""
     n = len(columns[0])
     widths = [len(var_lengths) * 4] + [
@@ -129,7 +134,7 @@ def _build_regular(columns: Sequence[pa.Array], var_lengths: list[int], config: 
         # (samples, column bytes) view of this column's contiguous payloads.
         body[:, position : position + size] = values[first : first + n * size].reshape(n, size)
         position += size
-    return out.tobytes()
+    return out.data
 
 
 def read_offsets(data: memoryview | bytes, expected_samples: int, name: str) -> np.ndarray:

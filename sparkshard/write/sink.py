@@ -32,7 +32,9 @@ from sparkshard.write.settings import WriterSettings
 __all__ = ["ShardSink"]
 
 log = logging.getLogger(__name__)
-_IN_FLIGHT = 2  # sealed shards being compressed/uploaded while the next one fills
+# Sealed shards being laid out, compressed and uploaded (each in its own thread: numpy copies,
+# compression and hashing release the GIL) while the next one fills.
+_IN_FLIGHT = 2
 
 
 class ShardSink:
@@ -71,7 +73,9 @@ class ShardSink:
         self._arrow: pa.Schema | None = None  # the first batch's: every later one must match
         self._records: list[ShardRecord] = []
         self._futures: list[Future[ShardRecord]] = []
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparkshard-seal")
+        self._pool = ThreadPoolExecutor(
+            max_workers=_IN_FLIGHT, thread_name_prefix="sparkshard-seal"
+        )
 
     @property
     def schema(self) -> Schema:
@@ -210,7 +214,7 @@ class ShardSink:
         raw_name = f"{self._prefix}{seq:05d}.mds"
         raw_info = FileInfo(raw_name, len(raw), {a: hexdigest(a, raw) for a in self._hashes})
         zip_info = None
-        data = raw
+        data = raw.tobytes() if self._compression is None else b""  # stores take bytes
         if self._compression is not None:
             data = self._compression.compress(raw)
             zip_name = f"{raw_name}.{self._compression.extension}"
