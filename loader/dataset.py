@@ -7,6 +7,13 @@ Semantics (the README says the same):
   which positions they read (:mod:`loader.order.partition`): step ``t`` consumes positions
   ``[t*G, (t+1)*G)``, ``G = world size * batch_size``; every rank takes the same number of
   steps; worker ``w`` produces its rank's batches ``k = w (mod num_workers)``.
+- Every rank takes the same number of steps; the last batch may be partial, as in Mosaic: only
+  what equal batches across ranks need is padded (fewer than world size samples, none on one
+  device), and ``padding="none"`` pads nothing at all (exact evaluation: every sample once
+  over all ranks, the last batches then uneven or empty). ``drop_last`` drops the incomplete
+  last step.
+- A subclass that overrides ``__getitem__`` or ``get_item`` (Mosaic's way to add transforms)
+  is read sample by sample through the override on every path (:mod:`loader.samples`).
 - Each ``iter()`` is one epoch: the first is epoch 0 (or the loaded state's), the next one
   continues with the following epoch. The state is ``(epoch, samples consumed in it)`` plus a
   fingerprint; loading it recomputes the order and skips ahead without reading skipped data,
@@ -32,10 +39,11 @@ from loader.options import CacheOptions, DownloadOptions, ShuffleOptions, Stream
 from loader.order.epoch import EpochOrder, OrderSettings
 from loader.order.mix import AnyOrder, Mixture
 from loader.order.mix.weights import parse_epoch_size
-from loader.order.partition import EpochPartition
+from loader.order.partition import PADDINGS, EpochPartition
 from loader.read.mixture import open_mixture
 from loader.read.protocol import Reader, Source
 from loader.read.source import ReadOptions, is_cloud, open_source
+from loader.samples import empty_like, indices, overrides
 from loader.state import Fingerprint, ResumeState
 from loader.topology import Topology
 
@@ -68,10 +76,14 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     (``verify_hashes=False`` opts out). ``storage_options`` go to
     :func:`sparkshard.storage.open_store`.
 
-    Also supports ``len(ds)`` (samples this rank yields per epoch, padding included) and
-    ``ds[i]`` (sample ``i`` of the dataset, in index order). Iterating yields one sample dict
-    at a time; :meth:`iter_batches` (what :class:`StreamingDataLoader` uses) yields this
-    rank's batches as dicts of arrays. ``topology`` overrides the detected rank/worker layout.
+    Also supports ``len(ds)`` (samples this rank yields per epoch), ``ds[i]`` (sample ``i``
+    of the dataset, in index order; slices, lists and integer arrays give lists, as in
+    Mosaic), ``get_item(i)``, ``num_samples``/``size`` and Mosaic's per-shard attributes.
+    Iterating yields one sample at a time; :meth:`iter_batches` (what
+    :class:`StreamingDataLoader` uses) yields this rank's batches as dicts of arrays. A
+    subclass overriding ``__getitem__`` or ``get_item`` is read through the override on every
+    path. ``topology`` overrides the detected rank/worker layout. ``padding="none"`` makes
+    evaluation exact on any world size (see :mod:`loader.order.partition`).
 
     ``streams=[Stream(...), ...]`` mixes several datasets instead (:mod:`loader.read.mixture`):
     ``epoch_size``, ``batching_method`` (``"random"`` or ``"stratified"``) and
@@ -92,7 +104,8 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         shuffle_algo: str | None = None,
         shuffle_block_size: int | None = None,
         num_canonical_nodes: int | None = None,
-        drop_last: bool = False,
+        drop_last: bool | None = None,
+        padding: str = "repeat",
         columns: Sequence[str] | None = None,
         verify_hashes: bool = True,
         allow_unsafe_types: bool = False,
@@ -129,6 +142,11 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         )
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 sample per rank, got {batch_size}")
+        if padding not in PADDINGS:
+            raise ValueError(
+                f"padding must be one of {PADDINGS} ('none': every sample exactly once over all "
+                f"ranks, for evaluation), got {padding!r}"
+            )
         topology = topology if topology is not None else Topology.detect()
         options = ReadOptions(
             tuple(columns) if columns is not None else None,
@@ -171,7 +189,19 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self.epoch_size = self._mixture.epoch_size if self._mixture else self.num_samples
         self._dataset_fingerprint = reader.fingerprint
         self.batch_size = batch_size
-        self.drop_last = drop_last
+        self.drop_last = bool(drop_last)
+        self.drop_last_given = drop_last is not None  # the loader may set it when unset
+        self.padding = padding
+        self.overrides = overrides(type(self), StreamingDataset)
+        if self.overrides:
+            logger.info(
+                "%s overrides %s: every path reads sample by sample through it (the batch "
+                "path is off; FieldSpec or batch_transform= keep it)",
+                type(self).__name__,
+                " and ".join(self.overrides),
+            )
+        else:
+            logger.debug("no per-sample override: StreamingDataLoader takes the batch path")
         self.topology = topology
         self.shuffle_options = shuffling
         self.order_settings = shuffling.order_settings(topology.nodes)
@@ -217,17 +247,36 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         topo = topology or self.topology
         batch = self.batch_size or 1
         return EpochPartition(
-            self.epoch_size, batch, topo.nodes, topo.ranks_per_node, start, self.drop_last
+            self.epoch_size,
+            batch,
+            topo.nodes,
+            topo.ranks_per_node,
+            start,
+            self.drop_last,
+            self.padding,
         )
 
     def __len__(self) -> int:
-        part = self.partition()
-        return part.num_steps * part.batch_size
+        """Samples this rank yields in an epoch (repeats included; none on one device)."""
+        return self.partition().rank_samples(self.topology.node, self.topology.local_rank)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -self.num_samples <= index < self.num_samples:
-            raise IndexError(f"sample index must lie in [0, {self.num_samples}), got {index}")
-        return self._reader.get(index % self.num_samples)
+    @property
+    def size(self) -> int:
+        """Samples in the dataset (Mosaic's ``size``: ``num_samples``)."""
+        return self.num_samples
+
+    def get_item(self, index: int) -> Any:
+        """Sample ``index`` (in ``[0, num_samples)``) as stored: Mosaic's per-sample hook,
+        which ``ds[i]`` calls; override it (or ``__getitem__``) to transform samples."""
+        return self._reader.get(index)
+
+    def __getitem__(self, at: Any) -> Any:
+        """Sample ``at`` (an int; negative counts from the end), or a list of samples for a
+        slice, a sequence of ints or an integer numpy array, each through :meth:`get_item`."""
+        where = indices(at, self.num_samples)
+        if isinstance(where, int):
+            return self.get_item(where)
+        return [self.get_item(i) for i in where]
 
     def order(self, epoch: int) -> AnyOrder:
         """The (lazy) global order of ``epoch``."""
@@ -267,7 +316,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         if part.padded(step):
             return order.ids(part.positions(step, topo.node, topo.local_rank))
         first, stride = part.run(step, topo.node, topo.local_rank)
-        return order.ids_run(first, stride, part.batch_size)
+        return order.ids_run(first, stride, part.step_batch(step))
 
     def _read_ahead(
         self, reader: Reader, part: EpochPartition, topo: Topology, steps: range
@@ -292,29 +341,48 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self._read_ahead(reader, part, topo, steps)
         try:
             for step in steps:
-                batch = reader.get_batch(self._batch_ids(order, part, topo, step))
+                ids = self._batch_ids(order, part, topo, step)
+                if len(ids):
+                    batch = reader.get_batch(ids)
+                else:  # padding="none": nothing left for this rank; its step stays (no rows)
+                    batch = empty_like(reader.get_batch(order.ids(np.zeros(1, np.int64))))
                 if progress is not None:
                     progress.steps += 1
                 yield batch
         finally:  # the end, a break (the iterator is dropped or closed), or an error
             _end_epoch(reader)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
         order, part, topo, steps = self._begin()  # eager: the epoch starts at iter()
-        return self._samples(order, part, topo, steps)
+        return self._samples(self._steps(order, part, topo, steps, count=False))
 
-    def _samples(
-        self, order: AnyOrder, part: EpochPartition, topo: Topology, steps: range
-    ) -> Iterator[dict[str, Any]]:
+    def _samples(self, steps: Iterator[list[Any]]) -> Iterator[Any]:
+        progress = self._progress
+        for samples in steps:
+            yield from samples[:-1]
+            if progress is not None and samples:  # a step is done once its last sample is out
+                progress.steps += 1
+            yield from samples[-1:]
+
+    def iter_sample_batches(self) -> Iterator[list[Any]]:
+        """This rank's (this worker's) steps of the next epoch, each as the list of its samples
+        read through ``self[i]`` (so through an override), for the per-sample path."""
+        order, part, topo, steps = self._begin()  # eager: the epoch starts here
+        return self._steps(order, part, topo, steps, count=True)
+
+    def _steps(
+        self, order: AnyOrder, part: EpochPartition, topo: Topology, steps: range, count: bool
+    ) -> Iterator[list[Any]]:
         progress, reader = self._progress, self._reader
         self._read_ahead(reader, part, topo, steps)
+        read = self.__getitem__ if self.overrides else reader.get
         try:
             for step in steps:
                 ids = self._batch_ids(order, part, topo, step).tolist()
-                for i, index in enumerate(ids):
-                    if progress is not None and i == len(ids) - 1:
-                        progress.steps += 1
-                    yield reader.get(index)
+                samples = [read(index) for index in ids]
+                if progress is not None and (count or not samples):
+                    progress.steps += 1
+                yield samples
         finally:  # the end, a break (the iterator is dropped or closed), or an error
             _end_epoch(reader)
 

@@ -16,6 +16,7 @@ from simulate import global_steps, rank_batches
 
 from loader.dataset import StreamingDataset
 from loader.order.epoch import EpochOrder
+from loader.order.partition import PADDINGS, EpochPartition
 from loader.topology import Topology
 from sparkshard import ShardWriter
 from sparkshard.errors import ResumeStateError
@@ -26,10 +27,11 @@ N = 1000
 def test_len_getitem_and_columns(small_dataset: Path) -> None:
     ds = StreamingDataset(local=str(small_dataset), batch_size=64, columns=["id"])
     assert ds.num_samples == N
-    assert len(ds) == 16 * 64  # one rank: ceil(1000 / 64) steps, the last one padded
+    assert len(ds) == N  # one rank pads nothing: 15 batches of 64 and one of 40 (as Mosaic)
+    assert ds.size == N
     assert ds[17] == {"id": 17}
     assert ds[-1] == {"id": N - 1}
-    with pytest.raises(IndexError, match=r"\[0, 1000\)"):
+    with pytest.raises(IndexError, match=r"\[-1000, 1000\)"):
         ds[N]
 
 
@@ -58,12 +60,21 @@ topologies = st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(0, 3), 
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(topologies, topologies, st.booleans(), st.booleans(), st.integers(0, 3), st.data())
+@given(
+    topologies,
+    topologies,
+    st.booleans(),
+    st.sampled_from(PADDINGS),
+    st.booleans(),
+    st.integers(0, 3),
+    st.data(),
+)
 def test_any_topology_reads_everything_once_and_resumes_elastically(
     small_dataset: Path,
     before: tuple[int, int, int, int],
     after: tuple[int, int, int, int],
     drop_last: bool,
+    padding: str,
     same_global_batch: bool,
     epoch: int,
     data: st.DataObject,
@@ -73,6 +84,7 @@ def test_any_topology_reads_everything_once_and_resumes_elastically(
         "shuffle_seed": 11,
         "num_canonical_nodes": 4,
         "drop_last": drop_last,
+        "padding": padding,
     }
     nodes, per_node, workers, batch = before
     probe = StreamingDataset(local=str(small_dataset), **options)
@@ -80,13 +92,17 @@ def test_any_topology_reads_everything_once_and_resumes_elastically(
     run = global_steps(
         small_dataset, nodes, per_node, workers, batch_size=batch, state=start_state, **options
     )
-    g = nodes * per_node * batch
-    assert all(len(step) == g for step in run)
+    g, world = nodes * per_node * batch, nodes * per_node
+    part = EpochPartition(N, batch, nodes, per_node, 0, drop_last, padding)
     seen = Counter(i for step in run for i in step)
     if drop_last:
+        assert all(len(step) == g for step in run)
         assert len(run) == N // g and set(seen.values()) <= {1}
-    else:
-        assert set(seen) == set(range(N)) and sum(seen.values()) == len(run) * g
+    elif padding == "none":  # exact: every sample once, whatever the world size
+        assert len(run) == -(-N // g) and sorted(seen.elements()) == list(range(N))
+    else:  # a partial last step, padded only to equal batches (< world repeats)
+        assert [len(step) for step in run] == [part.step_batch(t) * world for t in range(len(run))]
+        assert set(seen) == set(range(N)) and 0 <= sum(seen.values()) - N < world
     # Stop after k steps, resume on another topology.
     k = data.draw(st.integers(0, len(run)))
     state = probe.resume_state(epoch, min(k * g, N))
@@ -105,9 +121,13 @@ def test_any_topology_reads_everything_once_and_resumes_elastically(
     # before and after the resume: the run continues where it stopped.
     order = EpochOrder(probe.shard_sizes, probe.order_settings, epoch).all_ids()
     consumed, g2 = min(k * g, N), nodes2 * per_node2 * batch2
-    spans = [(t * g, g) for t in range(k)] + [(consumed + t * g2, g2) for t in range(len(rest))]
+    part2 = EpochPartition(N, batch2, nodes2, per_node2, consumed, drop_last, padding)
+    spans = [(t * g, part.step_batch(t) * world) for t in range(k)] + [
+        (consumed + t * g2, part2.step_batch(t) * part2.world) for t in range(len(rest))
+    ]
     for step, (first, size) in zip(run[:k] + rest, spans, strict=True):
-        assert Counter(step) == Counter(order[np.arange(first, first + size) % N].tolist())
+        wanted = [p % N for p in range(first, first + size) if padding == "repeat" or p < N]
+        assert Counter(step) == Counter(order[wanted].tolist())
     real = [p for first, size in spans for p in range(first, first + size) if p < N]
     assert real == list(range(len(real)))
     assert N - len(real) < (g2 if drop_last else 1)
