@@ -43,7 +43,8 @@ from loader.order.partition import PADDINGS, EpochPartition
 from loader.read.mixture import open_mixture
 from loader.read.protocol import Reader, Source
 from loader.read.source import ReadOptions, is_cloud, open_source
-from loader.samples import empty_like, indices, overrides
+from loader.samples import empty_like, is_index_list, overrides, sample_index
+from loader.shards import ShardAttributes
 from loader.state import Fingerprint, ResumeState
 from loader.topology import Topology
 
@@ -62,7 +63,7 @@ class _Progress:
     steps: int = 0
 
 
-class StreamingDataset(IterableDataset[dict[str, Any]]):
+class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
     """An iterable, resumable dataset over an MDS dataset (Mosaic-compatible names).
 
     ``local=DIR`` alone reads a local directory: uncompressed shards in place, compressed ones
@@ -163,6 +164,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
                 raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
             source: Source = open_source(remote, local, split, options, version)
             reader: Reader = source.open(version)
+            self.stream_shards: tuple[int, ...] = (len(reader.shard_sizes),)
         else:
             if remote is not None or local is not None or version is not None:
                 raise ValueError("with streams=, give remote=/local=/version= on each Stream")
@@ -171,13 +173,15 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
                 verify = options.with_verify(s.verify_hashes)
                 return open_source(s.remote, s.local, s.split or split, verify, s.version)
 
-            self._mixture, source, reader = open_mixture(
+            self._mixture, source, mixed = open_mixture(
                 streams,
                 stream_source,
                 epoch_size=parse_epoch_size(epoch_size),
                 batching_method=batching_method,
                 sampling_method=sampling_method,
             )
+            self.stream_shards = tuple(len(r.shard_sizes) for r in mixed.readers)
+            reader = mixed
         self._source: Source = source
         self._reader_handle: Reader | None = reader
         remotes = [remote] if streams is None else [s.remote for s in streams]
@@ -273,10 +277,11 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     def __getitem__(self, at: Any) -> Any:
         """Sample ``at`` (an int; negative counts from the end), or a list of samples for a
         slice, a sequence of ints or an integer numpy array, each through :meth:`get_item`."""
-        where = indices(at, self.num_samples)
-        if isinstance(where, int):
-            return self.get_item(where)
-        return [self.get_item(i) for i in where]
+        if isinstance(at, slice):
+            return [self.get_item(i) for i in range(*at.indices(self.num_samples))]
+        if is_index_list(at):
+            return [self[sub] for sub in at]  # as Mosaic: each through __getitem__ (an override)
+        return self.get_item(sample_index(at, self.num_samples))
 
     def order(self, epoch: int) -> AnyOrder:
         """The (lazy) global order of ``epoch``."""

@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OVERRIDABLE", "collate_samples", "empty_like", "indices", "overrides"]
+__all__ = [
+    "OVERRIDABLE",
+    "collate_samples",
+    "empty_like",
+    "is_index_list",
+    "overrides",
+    "sample_index",
+]
 
 OVERRIDABLE = ("__getitem__", "get_item")
 
@@ -30,36 +37,30 @@ def overrides(cls: type, base: type) -> tuple[str, ...]:
     return tuple(name for name in OVERRIDABLE if getattr(cls, name) is not getattr(base, name))
 
 
-def indices(at: Any, size: int) -> int | list[int]:
-    """Mosaic's ``dataset[at]`` indexes: an int (negative counts from the end), or a slice, a
-    sequence of ints or an integer numpy array (a list of samples comes back)."""
-    if isinstance(at, (int, np.integer)) and not isinstance(at, (bool, np.bool_)):
-        index = int(at)
-        if not -size <= index < size:
-            raise IndexError(f"sample index must lie in [-{size}, {size}), got {index}")
-        return index % size if size else index
-    if isinstance(at, slice):
-        return list(range(*at.indices(size)))
+def sample_index(at: Any, size: int) -> int:
+    """An int index of ``dataset[at]`` in ``[0, size)`` (negative counts from the end)."""
+    if not isinstance(at, (int, np.integer)) or isinstance(at, (bool, np.bool_)):
+        raise TypeError(
+            "dataset indexes are ints, slices, lists of ints or integer numpy arrays, got "
+            f"{type(at).__name__}"
+        )
+    index = int(at)
+    if not -size <= index < size:
+        raise IndexError(f"sample index must lie in [-{size}, {size}), got {index}")
+    return index % size
+
+
+def is_index_list(at: Any) -> bool:
+    """Whether ``dataset[at]`` is a list of samples, one per entry of ``at`` (entries may be
+    lists again, as in Mosaic). Boolean masks are refused: pass ``np.flatnonzero(mask)``."""
     if isinstance(at, np.ndarray):
-        if at.dtype.kind not in "iu" or at.ndim != 1:
+        if at.dtype.kind not in "iu":
             raise TypeError(
-                f"index arrays must be 1-D integer arrays, got dtype {at.dtype} with {at.ndim} "
-                "dimensions; boolean masks are not supported: pass np.flatnonzero(mask)"
+                f"index arrays must hold integers, got dtype {at.dtype}; for a boolean mask "
+                "pass np.flatnonzero(mask)"
             )
-        return [_one(int(i), size) for i in at.tolist()]
-    if isinstance(at, Sequence) and not isinstance(at, (str, bytes)):
-        return [_one(i, size) for i in at]
-    raise TypeError(
-        f"dataset indexes are ints, slices, sequences of ints or integer numpy arrays, got "
-        f"{type(at).__name__}"
-    )
-
-
-def _one(at: Any, size: int) -> int:
-    index = indices(at, size)
-    if isinstance(index, list):
-        raise TypeError(f"a list of indexes must hold ints, got {type(at).__name__}")
-    return index
+        return True
+    return isinstance(at, Sequence) and not isinstance(at, (str, bytes))
 
 
 def _stack_arrays(batch: Sequence[np.ndarray], *, collate_fn_map: Any = None) -> Any:

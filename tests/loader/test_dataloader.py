@@ -233,3 +233,73 @@ def test_stats_count_delivered_batches_and_worker_io(small_dataset: Path) -> Non
     assert stats.samples_per_s > 0 and 0 <= stats.wait_fraction <= 1
     assert "samples/s" in str(stats) and stats.as_dict()["steps"] == 16
     assert workers.stats() == stats  # the epoch is over: its rates no longer change
+
+
+# --- torch conventions: the dataset passed, drop_last, Stateful, epoch tails -------------
+
+
+def test_loader_attributes_are_what_the_user_passed(small_dataset: Path) -> None:
+    ds = _dataset(small_dataset)
+    loader = StreamingDataLoader(ds, batch_size=64, num_workers=2, drop_last=True)
+    assert loader.dataset is ds and loader.batch_size == 64 and loader.drop_last
+    assert ds.drop_last  # adopted: the dataset drops the incomplete step for every rank
+    batches = list(loader)
+    assert len(batches) == len(loader) == N // 64 and all(len(b["id"]) == 64 for b in batches)
+    keep = StreamingDataLoader(_dataset(small_dataset), batch_size=64, drop_last=False)
+    assert not keep.drop_last and len(list(keep)) == len(keep) == 16
+
+
+def test_117_samples_in_batches_of_8_on_one_device(tmp_path: Path) -> None:
+    from small_datasets import write_dataset
+
+    path = write_dataset(tmp_path / "ds", 117)
+    ds = StreamingDataset(local=str(path), batch_size=8)
+    assert len(ds) == 117  # as Mosaic: no repeats on one device
+    for batches in (list(StreamingDataLoader(ds, 8)), list(torch.utils.data.DataLoader(ds, 8))):
+        assert [len(b["id"]) for b in batches] == [8] * 14 + [5]
+        assert sorted(int(i) for b in batches for i in b["id"]) == list(range(117))
+    dropped = list(StreamingDataLoader(StreamingDataset(local=str(path)), 8, drop_last=True))
+    assert [len(b["id"]) for b in dropped] == [8] * 14
+
+
+def test_satisfies_torch_stateful_and_checkpoints_with_dcp(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    import inspect
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.stateful import Stateful
+
+    loader = StreamingDataLoader(_dataset(small_dataset), batch_size=50, num_workers=2)
+    assert isinstance(loader, Stateful)
+    # torchdata's Stateful protocol, structurally: state_dict() -> dict, load_state_dict(sd).
+    assert list(inspect.signature(loader.state_dict).parameters) == []
+    assert len(inspect.signature(loader.load_state_dict).parameters) == 1
+    assert isinstance(loader.state_dict(), dict)  # also before the first iter()
+    head = _stop_after(loader, 5)
+    with warnings.catch_warnings():  # "assuming the intent is to save in a single process"
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.save({"loader": loader}, checkpoint_id=str(tmp_path / "ckpt"))
+        resumed = StreamingDataLoader(_dataset(small_dataset), batch_size=50)
+        dcp.load({"loader": resumed}, checkpoint_id=str(tmp_path / "ckpt"))
+    whole = _ids(list(StreamingDataLoader(_dataset(small_dataset), batch_size=50)))
+    assert _ids(head) + _ids(list(resumed)) == whole
+
+
+def test_a_mosaic_loader_state_is_refused_with_the_way_out(small_dataset: Path) -> None:
+    from sparkshard.errors import ResumeStateError
+
+    mosaic = {"epoch": 2, "sample_in_epoch": 640, "num_canonical_nodes": 1,
+              "shuffle_seed": 3, "initial_physical_nodes": 1}  # fmt: skip
+    loader = StreamingDataLoader(_dataset(small_dataset), batch_size=64)
+    for target in (loader, loader.streaming_dataset):
+        with pytest.raises(ResumeStateError) as caught:
+            target.load_state_dict(mosaic)
+        message = str(caught.value)
+        assert "mosaicml-streaming" in message and "another order" in message
+        assert "dataset.resume_state(epoch=2, sample_in_epoch=0)" in message
+        assert "dataset.resume_state(epoch=3, sample_in_epoch=0)" in message
+    assert loader.state_dict()["epoch"] == 0  # nothing was loaded
+    loader.load_state_dict(loader.streaming_dataset.resume_state(epoch=2, sample_in_epoch=0))
+    assert loader.state_dict()["epoch"] == 2
