@@ -331,7 +331,7 @@ class StreamingDataLoader(DataLoader[Any]):
     def _deliver(
         source: Iterator[_Shipment], delivery: _Delivery, stats: StatsRecorder
     ) -> Iterator[Any]:
-        samples = delivery.partition.batch_size
+        part = delivery.partition
         try:
             while True:
                 asked = stats.now()
@@ -339,6 +339,7 @@ class StreamingDataLoader(DataLoader[Any]):
                     shipment = next(source)
                 except StopIteration:
                     return
+                samples = part.step_batch(min(delivery.delivered, part.num_steps - 1))
                 stats.record(stats.now() - asked, samples, shipment.io)
                 delivery.delivered += 1
                 yield shipment.batch

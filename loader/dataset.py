@@ -277,6 +277,8 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
     def __getitem__(self, at: Any) -> Any:
         """Sample ``at`` (an int; negative counts from the end), or a list of samples for a
         slice, a sequence of ints or an integer numpy array, each through :meth:`get_item`."""
+        if type(at) is int and 0 <= at < self.num_samples:  # the per-sample path's case
+            return self.get_item(at)
         if isinstance(at, slice):
             return [self.get_item(i) for i in range(*at.indices(self.num_samples))]
         if is_index_list(at):
