@@ -10,9 +10,10 @@ whose class overrides ``__getitem__`` or ``get_item``, or a ``collate_fn``, swit
 per-sample path (:mod:`loader.samples`): workers read each step's samples through the
 dataset's ``__getitem__`` and collate them (``collate_fn``, or torch's default collation
 with one writable copy per batch). Both paths hand batches over through shared memory
-(:mod:`loader.transport`), in the same order, with the same ``state_dict``. ``device=`` moves batches to the training device, the next
-``prefetch_to_device`` of them ahead of the step (:mod:`loader.device`); :meth:`stats`
-says how long the loop waited for data (:mod:`loader.stats`).
+(:mod:`loader.transport`), in the same order, with the same ``state_dict``. ``device=``
+moves batches to the training device, the next ``prefetch_to_device`` of them ahead of the
+step (:mod:`loader.device`); :meth:`stats` says how long the loop waited for data
+(:mod:`loader.stats`).
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ class _SampleView(_BatchView):
 
 @dataclass(frozen=True)
 class _WorkerStep:
-    """The collate_fn of the batch path: the transforms, then, in DataLoader workers, the
+    """The collate_fn DataLoader runs (both paths): on the per-sample path the collation of a
+    step's samples first; the transforms, then, in DataLoader workers, the
     batch laid out in the worker's shared-memory slabs (:mod:`loader.transport`); only a
     small header crosses the pipe. Tensors are made in the loop's process, zero-copy."""
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -363,13 +363,16 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
         order, part, topo, steps = self._begin()  # eager: the epoch starts at iter()
         return self._samples(self._steps(order, part, topo, steps, count=False))
 
-    def _samples(self, steps: Iterator[list[Any]]) -> Iterator[Any]:
+    def _samples(self, steps: Generator[list[Any], None, None]) -> Iterator[Any]:
         progress = self._progress
-        for samples in steps:
-            yield from samples[:-1]
-            if progress is not None and samples:  # a step is done once its last sample is out
-                progress.steps += 1
-            yield from samples[-1:]
+        try:
+            for samples in steps:
+                yield from samples[:-1]
+                if progress is not None and samples:  # a step is done once its last is out
+                    progress.steps += 1
+                yield from samples[-1:]
+        finally:  # a break lets go of the epoch's shards now, not when collected
+            steps.close()
 
     def iter_sample_batches(self) -> Iterator[list[Any]]:
         """This rank's (this worker's) steps of the next epoch, each as the list of its samples
@@ -379,7 +382,7 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
 
     def _steps(
         self, order: AnyOrder, part: EpochPartition, topo: Topology, steps: range, count: bool
-    ) -> Iterator[list[Any]]:
+    ) -> Generator[list[Any], None, None]:
         progress, reader = self._progress, self._reader
         self._read_ahead(reader, part, topo, steps)
         read = self.__getitem__ if self.overrides else reader.get
