@@ -288,3 +288,11 @@ def test_padding_none_gives_empty_batches_not_fewer_steps(small_dataset: Path) -
             lengths.append([len(b["id"]) for b in batches])
             assert batches[-1]["id"].dtype == torch.int64
         assert lengths == [[333, 1], [333, 0], [333, 0]]
+
+
+def test_override_path_with_persistent_workers_runs_epochs(small_dataset: Path) -> None:
+    ds = Doubled(local=str(small_dataset), **_options())
+    loader = StreamingDataLoader(ds, batch_size=100, num_workers=2, persistent_workers=True)
+    epochs = [[i for b in loader for i in b["double"].tolist()] for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(0, 2 * N, 2))
+    assert epochs[0] != epochs[1] and loader.state_dict()["epoch"] == 2
