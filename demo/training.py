@@ -40,7 +40,7 @@ def train_loader(data: Path, batch_size: int, workers: int) -> StreamingDataLoad
 def held_out_accuracy(model: DigitsCNN, data: Path) -> float:
     dataset = StreamingDataset(local=str(data / "test"), batch_size=128)
     batches = list(StreamingDataLoader(dataset, batch_size=128, fields=FIELDS))
-    # Unshuffled, the padded tail wraps around to the start: the first N are each sample once.
+    # One device pads nothing (the last batch is partial): every sample exactly once.
     n = dataset.num_samples
     images = torch.cat([b["image"] for b in batches])[:n]
     labels = torch.cat([b["label"] for b in batches])[:n]

@@ -11,6 +11,8 @@ load when first used::
       order/       pure: seeds, epoch order, partition, mix/ (weights, virtual shards, strata)
       read/        the Reader protocol, sources, DatasetReader, mapped shards, mixtures
       cache/       remote shards: cache directory, eviction, fetcher, read-ahead, reader
+      samples.py   the per-sample path: Mosaic-style overrides, indexing, collate_samples
+      shards.py    Mosaic's per-shard attributes (samples_per_shard, spanner, ...)
       dataset.py  dataloader.py  device.py  transforms.py  stats.py   (the torch glue)
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 from loader.options import CacheOptions, DownloadOptions, ShuffleOptions, Stream
 from loader.order import EpochOrder, EpochPartition, OrderSettings
 from loader.read import DatasetReader
+from loader.samples import collate_samples
 from loader.state import Fingerprint, ResumeState
 from loader.stats import LoaderStats
 from loader.topology import Topology
@@ -42,6 +45,7 @@ __all__ = [
     "StreamingDataLoader",
     "StreamingDataset",
     "Topology",
+    "collate_samples",
 ]
 
 

@@ -7,12 +7,16 @@ fast path: workers read whole batches (one vectorized gather per column), apply 
 transforms (:mod:`loader.transforms`) and hand over numpy arrays, which become tensors in
 the loop's process. In DataLoader workers, consecutive batches of a worker travel together
 (up to about 4 MiB, at most 16 per hand-off, sized on the worker's first batch), so the
-fixed cost of a hand-off is shared; the loop's process puts them back in step order, and
-counts each batch as it is delivered. Passing a
-``collate_fn`` switches to the per-sample path, whose ``collate_fn`` receives a list of
-samples as with any DataLoader. ``device=`` moves batches to the training device, the next
-``prefetch_to_device`` of them ahead of the step (:mod:`loader.device`); :meth:`stats`
-says how long the loop waited for data (:mod:`loader.stats`).
+fixed cost of a hand-off is shared; the loop's process puts them back in step order and
+counts each batch as it is delivered. A dataset
+whose class overrides ``__getitem__`` or ``get_item``, or a ``collate_fn``, switches to the
+per-sample path (:mod:`loader.samples`): workers read each step's samples through the
+dataset's ``__getitem__`` and collate them (``collate_fn``, or torch's default collation
+with one writable copy per batch). Both paths hand batches over through shared memory
+(:mod:`loader.transport`), in the same order, with the same ``state_dict``. ``device=``
+moves batches to the training device, the next ``prefetch_to_device`` of them ahead of the
+step (:mod:`loader.device`); :meth:`stats` says how long the loop waited for data
+(:mod:`loader.stats`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from loader.dataset import StreamingDataset
 from loader.device import DevicePlan, DevicePrefetcher, move_to, pin
 from loader.order.partition import EpochPartition
+from loader.samples import collate_samples, empty_like
 from loader.stats import LoaderStats, StatsRecorder
 from loader.transforms import BatchTransforms, FieldSpec, check_picklable, to_numpy, to_torch
 from loader.transport import SlabSet
@@ -63,19 +68,40 @@ _GROUP_BYTES = 4 << 20
 _GROUP_MAX = 16
 
 
+@dataclass(frozen=True)
+class _Prepare:
+    """What a worker does to each step it reads: on the per-sample path the collation of the
+    step's samples first, then the transforms."""
+
+    transforms: BatchTransforms
+    collate: Callable[[list[Any]], Any] | None = None  # the per-sample path: samples -> batch
+
+    def __call__(self, read: Any) -> Any:
+        batch = read
+        if self.collate is not None:
+            if isinstance(read, _NoRows):  # a batch like the others, without rows
+                batch = empty_like(self.collate([read.probe]))
+            else:
+                batch = self.collate(read)
+        return self.transforms(batch) if self.transforms else batch
+
+
 class _BatchView(IterableDataset[Any]):
-    """The dataset seen batch by batch, transformed; in DataLoader workers, grouped into
+    """The dataset seen batch by batch, prepared; in DataLoader workers, grouped into
     hand-offs (:class:`_Group`). Attribute access falls through to the dataset."""
 
-    def __init__(self, dataset: StreamingDataset, transforms: BatchTransforms) -> None:
+    def __init__(self, dataset: StreamingDataset, prepare: _Prepare) -> None:
         self.dataset = dataset
-        self.transforms = transforms
+        self.prepare = prepare
+
+    def _reads(self) -> Iterator[Any]:
+        return self.dataset.iter_batches()
 
     def _shipments(self) -> Iterator[_Shipment]:
         before = self.dataset.io_counters()
-        for read in self.dataset.iter_batches():
+        for read in self._reads():
+            batch = self.prepare(read)
             after = self.dataset.io_counters()
-            batch = self.transforms(read) if self.transforms else read
             yield _Shipment(batch, {k: v - before.get(k, 0) for k, v in after.items()})
             before = after
 
@@ -103,6 +129,23 @@ class _BatchView(IterableDataset[Any]):
         if name == "dataset":  # not yet set (e.g. while unpickling)
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+class _SampleView(_BatchView):
+    """The dataset seen step by step as lists of samples read through its ``__getitem__``
+    (the per-sample path); :class:`_Prepare` collates each list into a batch, in the worker."""
+
+    def _reads(self) -> Iterator[Any]:
+        for samples in self.dataset.iter_sample_batches():
+            yield samples if samples else _NoRows(self.dataset[0])
+
+
+@dataclass(frozen=True)
+class _NoRows:
+    """A step that ``padding="none"`` leaves empty on this rank, with one sample to give the
+    empty batch the structure (keys, dtypes, shapes) of the others."""
+
+    probe: Any
 
 
 def _group(worker: int, first: int, shipments: list[_Shipment]) -> _Group:
@@ -147,10 +190,11 @@ def _in_step_order(groups: Iterator[Any], workers: int) -> Iterator[_Shipment]:
 
 @dataclass(frozen=True)
 class _WorkerStep:
-    """The collate_fn of the batch path. In DataLoader workers it lays a hand-off out in the
-    worker's shared-memory slabs (:mod:`loader.transport`); only a small header crosses the
-    pipe, and tensors are made in the loop's process, zero-copy. Without workers the batch
-    stays in this process (as tensors when pinning: torch pins them)."""
+    """The collate_fn DataLoader runs (both paths; the view prepared the batches). In
+    DataLoader workers it lays a hand-off out in the worker's shared-memory slabs
+    (:mod:`loader.transport`); only a small header crosses the pipe, and tensors are made in
+    the loop's process, zero-copy. Without workers the batch stays in this process (as
+    tensors when pinning: torch pins them)."""
 
     slabs: SlabSet | None  # None: no workers
     tensors: bool = False
@@ -186,7 +230,11 @@ class StreamingDataLoader(DataLoader[Any]):
 
     Each ``iter()`` is one epoch of the dataset (resumed where a loaded state says).
     ``batch_size`` is per rank and must match the dataset's (it is adopted if the dataset has
-    none). Other keyword arguments are DataLoader's.
+    none); so must ``drop_last`` (adopted if the dataset was not given one). ``loader.dataset``
+    is the dataset passed in. Other keyword arguments are DataLoader's. It satisfies
+    torch's ``Stateful`` protocol (``torch.distributed.checkpoint.stateful.Stateful``, which
+    torchdata's ``StatefulDataLoader``, Lightning and torchtitan rely on): ``state_dict()``
+    and ``load_state_dict()`` work before, during and after an epoch.
 
     Args:
         fields: :class:`FieldSpec` column transforms, applied in the workers.
@@ -224,10 +272,17 @@ class StreamingDataLoader(DataLoader[Any]):
                 "prefetch_to_device=, and move arrays in your framework"
             )
         transforms = BatchTransforms.of(fields, batch_transform)
-        if collate_fn is not None and transforms:
+        per_sample = collate_fn is not None or bool(dataset.overrides)
+        if per_sample and transforms:
             raise ValueError(
-                "fields= and batch_transform= apply on the batch path; with a "
-                "collate_fn, transform the samples in collate_fn instead"
+                "fields= and batch_transform= apply on the batch path; with a collate_fn or a "
+                f"dataset that overrides {' and '.join(dataset.overrides) or '__getitem__'}, "
+                "transform the samples there (or drop the override to keep the batch path)"
+            )
+        if per_sample and output == "numpy":
+            raise ValueError(
+                "output='numpy' applies on the batch path; on the per-sample path (a collate_fn "
+                "or a __getitem__/get_item override) the collate_fn decides what batches hold"
             )
         if num_workers > 0 and kwargs.get("multiprocessing_context") is None:
             # Object-storage clients do not survive fork(): start such workers another way.
@@ -243,18 +298,55 @@ class StreamingDataLoader(DataLoader[Any]):
         self._stats = StatsRecorder()
         pin = self.device_plan.pin_memory
         self._slabs: SlabSet | None = None
-        if collate_fn is None:
-            shared = num_workers > 0  # batches cross through shared memory; pinned here after
-            step: Any = _WorkerStep(None, tensors=pin and not shared)
-            super().__init__(
-                _BatchView(dataset, transforms), None, num_workers=num_workers, collate_fn=step,
-                pin_memory=pin and not shared, **kwargs,
-            )  # fmt: skip
-        else:
-            super().__init__(
-                dataset, batch_size, num_workers=num_workers, collate_fn=collate_fn,
-                pin_memory=pin, **kwargs,
-            )  # fmt: skip
+        self._handing_view = False
+        shared = num_workers > 0  # batches cross through shared memory; pinned here after
+        collate = (collate_fn or collate_samples) if per_sample else None
+        prepare = _Prepare(transforms, collate)
+        view = _SampleView(dataset, prepare) if per_sample else _BatchView(dataset, prepare)
+        if per_sample:
+            logger.info("StreamingDataLoader: the per-sample path (%s)", _why(dataset, collate_fn))
+        step: Any = _WorkerStep(None, pin and not shared and not per_sample)
+        super().__init__(
+            view, None, num_workers=num_workers, collate_fn=step,
+            pin_memory=pin and not shared, **kwargs,
+        )  # fmt: skip
+
+    # DataLoader's own attributes, as a torch user reads them: the dataset passed in, its
+    # batch size and drop_last. The iterator DataLoader builds is handed the view instead.
+    @property
+    def dataset(self) -> Any:
+        return self._view if self._handing_view else self.streaming_dataset
+
+    @dataset.setter
+    def dataset(self, value: Any) -> None:
+        self._view = value
+
+    @property
+    def batch_size(self) -> int | None:
+        return None if self._handing_view else self.streaming_dataset.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int | None) -> None:
+        pass  # DataLoader sets None: batches are made by the view, one per step
+
+    @property
+    def drop_last(self) -> bool:
+        return False if self._handing_view else self.streaming_dataset.drop_last
+
+    @drop_last.setter
+    def drop_last(self, value: bool) -> None:
+        pass  # DataLoader sets False: the dataset drops the incomplete step for every rank
+
+    def _get_iterator(self) -> Any:
+        self._handing_view = True
+        try:
+            return super()._get_iterator()
+        finally:
+            self._handing_view = False
+
+    def __len__(self) -> int:
+        """Batches (steps) of an epoch, as every rank takes them."""
+        return int(self.streaming_dataset.partition().num_steps)
 
     @staticmethod
     def _check(dataset: StreamingDataset, batch_size: int | None, kwargs: dict[str, Any]) -> int:
@@ -266,10 +358,12 @@ class StreamingDataLoader(DataLoader[Any]):
             if kwargs.get(name):
                 raise ValueError(f"{name}= does not apply: the dataset orders and shards itself")
         drop_last = kwargs.pop("drop_last", None)
-        if drop_last is not None and drop_last != dataset.drop_last:
+        if drop_last is not None and not dataset.drop_last_given:
+            dataset.drop_last, dataset.drop_last_given = bool(drop_last), True  # adopted
+        elif drop_last is not None and bool(drop_last) != dataset.drop_last:
             raise ValueError(
                 f"drop_last={drop_last} on the loader but {dataset.drop_last} on the dataset; "
-                "pass drop_last to StreamingDataset, which pads or drops for every rank alike"
+                "give it once (either place), or the same value in both"
             )
         batch_size = batch_size or dataset.batch_size
         if batch_size is None:
@@ -313,21 +407,20 @@ class StreamingDataLoader(DataLoader[Any]):
     def _finished(self, iterator: Iterator[Any]) -> Iterator[_Shipment]:
         """Batches as the loop will get them (still on the host), in step order, with their
         I/O."""
-        if not isinstance(self.dataset, _BatchView):
-            return (_Shipment(batch, None) for batch in iterator)
-        if self.num_workers == 0:
-            if self.output == "numpy":
-                return (_Shipment(to_numpy(s.batch), s.io) for s in iterator)
-            if self.device_plan.pin_memory:
-                return iterator  # tensors made (and pinned) already
-            return (_Shipment(to_torch(s.batch), s.io) for s in iterator)
-        slabs = self._slabs
-        assert slabs is not None
-        groups = (g._replace(batches=slabs.unpack(g.batches)) for g in iterator)
-        source = _in_step_order(groups, self.num_workers)
+        source: Iterator[_Shipment] = iterator
+        if self.num_workers > 0:
+            slabs = self._slabs
+            assert slabs is not None
+            groups = (g._replace(batches=slabs.unpack(g.batches)) for g in iterator)
+            source = _in_step_order(groups, self.num_workers)
+        pin_here = self.device_plan.pin_memory and self.num_workers > 0
+        if isinstance(self._view, _SampleView):  # collated already: tensors or the user's
+            return (_Shipment(pin(s.batch), s.io) for s in source) if pin_here else source
         if self.output == "numpy":
             return (_Shipment(to_numpy(s.batch), s.io) for s in source)
-        if self.device_plan.pin_memory:
+        if self.device_plan.pin_memory and self.num_workers == 0:
+            return source  # tensors made (and pinned) already
+        if pin_here:
             return (_Shipment(pin(to_torch(s.batch)), s.io) for s in source)
         return (_Shipment(to_torch(s.batch), s.io) for s in source)
 
@@ -335,7 +428,7 @@ class StreamingDataLoader(DataLoader[Any]):
     def _deliver(
         source: Iterator[_Shipment], delivery: _Delivery, stats: StatsRecorder
     ) -> Iterator[Any]:
-        samples = delivery.partition.batch_size
+        part = delivery.partition
         try:
             while True:
                 asked = stats.now()
@@ -343,6 +436,7 @@ class StreamingDataLoader(DataLoader[Any]):
                     shipment = next(source)
                 except StopIteration:
                     return
+                samples = part.step_batch(min(delivery.delivered, part.num_steps - 1))
                 stats.record(stats.now() - asked, samples, shipment.io)
                 delivery.delivered += 1
                 yield shipment.batch
@@ -366,3 +460,9 @@ class StreamingDataLoader(DataLoader[Any]):
         """Resume at ``obj``; the next ``iter()`` continues there (this loader may be reused)."""
         self.streaming_dataset.load_state_dict(obj)
         self._delivery = None
+
+
+def _why(dataset: StreamingDataset, collate_fn: Any) -> str:
+    if dataset.overrides:
+        return f"{type(dataset).__name__} overrides {' and '.join(dataset.overrides)}"
+    return f"collate_fn={getattr(collate_fn, '__name__', collate_fn)!r}"

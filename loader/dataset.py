@@ -7,6 +7,13 @@ Semantics (the README says the same):
   which positions they read (:mod:`loader.order.partition`): step ``t`` consumes positions
   ``[t*G, (t+1)*G)``, ``G = world size * batch_size``; every rank takes the same number of
   steps; worker ``w`` produces its rank's batches ``k = w (mod num_workers)``.
+- Every rank takes the same number of steps; the last batch may be partial, as in Mosaic: only
+  what equal batches across ranks need is padded (fewer than world size samples, none on one
+  device), and ``padding="none"`` pads nothing at all (exact evaluation: every sample once
+  over all ranks, the last batches then uneven or empty). ``drop_last`` drops the incomplete
+  last step.
+- A subclass that overrides ``__getitem__`` or ``get_item`` (Mosaic's way to add transforms)
+  is read sample by sample through the override on every path (:mod:`loader.samples`).
 - Each ``iter()`` is one epoch: the first is epoch 0 (or the loaded state's), the next one
   continues with the following epoch. The state is ``(epoch, samples consumed in it)`` plus a
   fingerprint; loading it recomputes the order and skips ahead without reading skipped data,
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,10 +39,12 @@ from loader.options import CacheOptions, DownloadOptions, ShuffleOptions, Stream
 from loader.order.epoch import EpochOrder, OrderSettings
 from loader.order.mix import AnyOrder, Mixture
 from loader.order.mix.weights import parse_epoch_size
-from loader.order.partition import EpochPartition
+from loader.order.partition import PADDINGS, EpochPartition
 from loader.read.mixture import open_mixture
 from loader.read.protocol import Reader, Source
 from loader.read.source import ReadOptions, is_cloud, open_source
+from loader.samples import empty_like, is_index_list, overrides, sample_index
+from loader.shards import ShardAttributes
 from loader.state import Fingerprint, ResumeState
 from loader.topology import Topology
 
@@ -54,7 +63,7 @@ class _Progress:
     steps: int = 0
 
 
-class StreamingDataset(IterableDataset[dict[str, Any]]):
+class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
     """An iterable, resumable dataset over an MDS dataset (Mosaic-compatible names).
 
     ``local=DIR`` alone reads a local directory: uncompressed shards in place, compressed ones
@@ -68,10 +77,14 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     (``verify_hashes=False`` opts out). ``storage_options`` go to
     :func:`sparkshard.storage.open_store`.
 
-    Also supports ``len(ds)`` (samples this rank yields per epoch, padding included) and
-    ``ds[i]`` (sample ``i`` of the dataset, in index order). Iterating yields one sample dict
-    at a time; :meth:`iter_batches` (what :class:`StreamingDataLoader` uses) yields this
-    rank's batches as dicts of arrays. ``topology`` overrides the detected rank/worker layout.
+    Also supports ``len(ds)`` (samples this rank yields per epoch), ``ds[i]`` (sample ``i``
+    of the dataset, in index order; slices, lists and integer arrays give lists, as in
+    Mosaic), ``get_item(i)``, ``num_samples``/``size`` and Mosaic's per-shard attributes.
+    Iterating yields one sample at a time; :meth:`iter_batches` (what
+    :class:`StreamingDataLoader` uses) yields this rank's batches as dicts of arrays. A
+    subclass overriding ``__getitem__`` or ``get_item`` is read through the override on every
+    path. ``topology`` overrides the detected rank/worker layout. ``padding="none"`` makes
+    evaluation exact on any world size (see :mod:`loader.order.partition`).
 
     ``streams=[Stream(...), ...]`` mixes several datasets instead (:mod:`loader.read.mixture`):
     ``epoch_size``, ``batching_method`` (``"random"`` or ``"stratified"``) and
@@ -92,7 +105,8 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         shuffle_algo: str | None = None,
         shuffle_block_size: int | None = None,
         num_canonical_nodes: int | None = None,
-        drop_last: bool = False,
+        drop_last: bool | None = None,
+        padding: str = "repeat",
         columns: Sequence[str] | None = None,
         verify_hashes: bool = True,
         allow_unsafe_types: bool = False,
@@ -129,6 +143,11 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         )
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 sample per rank, got {batch_size}")
+        if padding not in PADDINGS:
+            raise ValueError(
+                f"padding must be one of {PADDINGS} ('none': every sample exactly once over all "
+                f"ranks, for evaluation), got {padding!r}"
+            )
         topology = topology if topology is not None else Topology.detect()
         options = ReadOptions(
             tuple(columns) if columns is not None else None,
@@ -145,6 +164,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
                 raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
             source: Source = open_source(remote, local, split, options, version)
             reader: Reader = source.open(version)
+            self.stream_shards: tuple[int, ...] = (len(reader.shard_sizes),)
         else:
             if remote is not None or local is not None or version is not None:
                 raise ValueError("with streams=, give remote=/local=/version= on each Stream")
@@ -153,13 +173,15 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
                 verify = options.with_verify(s.verify_hashes)
                 return open_source(s.remote, s.local, s.split or split, verify, s.version)
 
-            self._mixture, source, reader = open_mixture(
+            self._mixture, source, mixed = open_mixture(
                 streams,
                 stream_source,
                 epoch_size=parse_epoch_size(epoch_size),
                 batching_method=batching_method,
                 sampling_method=sampling_method,
             )
+            self.stream_shards = tuple(len(r.shard_sizes) for r in mixed.readers)
+            reader = mixed
         self._source: Source = source
         self._reader_handle: Reader | None = reader
         remotes = [remote] if streams is None else [s.remote for s in streams]
@@ -171,7 +193,19 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self.epoch_size = self._mixture.epoch_size if self._mixture else self.num_samples
         self._dataset_fingerprint = reader.fingerprint
         self.batch_size = batch_size
-        self.drop_last = drop_last
+        self.drop_last = bool(drop_last)
+        self.drop_last_given = drop_last is not None  # the loader may set it when unset
+        self.padding = padding
+        self.overrides = overrides(type(self), StreamingDataset)
+        if self.overrides:
+            logger.info(
+                "%s overrides %s: every path reads sample by sample through it (the batch "
+                "path is off; FieldSpec or batch_transform= keep it)",
+                type(self).__name__,
+                " and ".join(self.overrides),
+            )
+        else:
+            logger.debug("no per-sample override: StreamingDataLoader takes the batch path")
         self.topology = topology
         self.shuffle_options = shuffling
         self.order_settings = shuffling.order_settings(topology.nodes)
@@ -217,17 +251,39 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         topo = topology or self.topology
         batch = self.batch_size or 1
         return EpochPartition(
-            self.epoch_size, batch, topo.nodes, topo.ranks_per_node, start, self.drop_last
+            self.epoch_size,
+            batch,
+            topo.nodes,
+            topo.ranks_per_node,
+            start,
+            self.drop_last,
+            self.padding,
         )
 
     def __len__(self) -> int:
-        part = self.partition()
-        return part.num_steps * part.batch_size
+        """Samples this rank yields in an epoch (repeats included; none on one device)."""
+        return self.partition().rank_samples(self.topology.node, self.topology.local_rank)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -self.num_samples <= index < self.num_samples:
-            raise IndexError(f"sample index must lie in [0, {self.num_samples}), got {index}")
-        return self._reader.get(index % self.num_samples)
+    @property
+    def size(self) -> int:
+        """Samples in the dataset (Mosaic's ``size``: ``num_samples``)."""
+        return self.num_samples
+
+    def get_item(self, index: int) -> Any:
+        """Sample ``index`` (in ``[0, num_samples)``) as stored: Mosaic's per-sample hook,
+        which ``ds[i]`` calls; override it (or ``__getitem__``) to transform samples."""
+        return self._reader.get(index)
+
+    def __getitem__(self, at: Any) -> Any:
+        """Sample ``at`` (an int; negative counts from the end), or a list of samples for a
+        slice, a sequence of ints or an integer numpy array, each through :meth:`get_item`."""
+        if type(at) is int and 0 <= at < self.num_samples:  # the per-sample path's case
+            return self.get_item(at)
+        if isinstance(at, slice):
+            return [self.get_item(i) for i in range(*at.indices(self.num_samples))]
+        if is_index_list(at):
+            return [self[sub] for sub in at]  # as Mosaic: each through __getitem__ (an override)
+        return self.get_item(sample_index(at, self.num_samples))
 
     def order(self, epoch: int) -> AnyOrder:
         """The (lazy) global order of ``epoch``."""
@@ -267,7 +323,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         if part.padded(step):
             return order.ids(part.positions(step, topo.node, topo.local_rank))
         first, stride = part.run(step, topo.node, topo.local_rank)
-        return order.ids_run(first, stride, part.batch_size)
+        return order.ids_run(first, stride, part.step_batch(step))
 
     def _read_ahead(
         self, reader: Reader, part: EpochPartition, topo: Topology, steps: range
@@ -292,29 +348,51 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self._read_ahead(reader, part, topo, steps)
         try:
             for step in steps:
-                batch = reader.get_batch(self._batch_ids(order, part, topo, step))
+                ids = self._batch_ids(order, part, topo, step)
+                if len(ids):
+                    batch = reader.get_batch(ids)
+                else:  # padding="none": nothing left for this rank; its step stays (no rows)
+                    batch = empty_like(reader.get_batch(order.ids(np.zeros(1, np.int64))))
                 if progress is not None:
                     progress.steps += 1
                 yield batch
         finally:  # the end, a break (the iterator is dropped or closed), or an error
             _end_epoch(reader)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
         order, part, topo, steps = self._begin()  # eager: the epoch starts at iter()
-        return self._samples(order, part, topo, steps)
+        return self._samples(self._steps(order, part, topo, steps, count=False))
 
-    def _samples(
-        self, order: AnyOrder, part: EpochPartition, topo: Topology, steps: range
-    ) -> Iterator[dict[str, Any]]:
+    def _samples(self, steps: Generator[list[Any], None, None]) -> Iterator[Any]:
+        progress = self._progress
+        try:
+            for samples in steps:
+                yield from samples[:-1]
+                if progress is not None and samples:  # a step is done once its last is out
+                    progress.steps += 1
+                yield from samples[-1:]
+        finally:  # a break lets go of the epoch's shards now, not when collected
+            steps.close()
+
+    def iter_sample_batches(self) -> Iterator[list[Any]]:
+        """This rank's (this worker's) steps of the next epoch, each as the list of its samples
+        read through ``self[i]`` (so through an override), for the per-sample path."""
+        order, part, topo, steps = self._begin()  # eager: the epoch starts here
+        return self._steps(order, part, topo, steps, count=True)
+
+    def _steps(
+        self, order: AnyOrder, part: EpochPartition, topo: Topology, steps: range, count: bool
+    ) -> Generator[list[Any], None, None]:
         progress, reader = self._progress, self._reader
         self._read_ahead(reader, part, topo, steps)
+        read = self.__getitem__ if self.overrides else reader.get
         try:
             for step in steps:
                 ids = self._batch_ids(order, part, topo, step).tolist()
-                for i, index in enumerate(ids):
-                    if progress is not None and i == len(ids) - 1:
-                        progress.steps += 1
-                    yield reader.get(index)
+                samples = [read(index) for index in ids]
+                if progress is not None and (count or not samples):
+                    progress.steps += 1
+                yield samples
         finally:  # the end, a break (the iterator is dropped or closed), or an error
             _end_epoch(reader)
 

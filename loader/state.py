@@ -5,7 +5,11 @@ already consumed by all ranks together), plus a :class:`Fingerprint` of everythi
 depends on. Nothing about ranks, batch sizes or workers is in it: resuming recomputes the order
 and skips ahead, so any topology with any batch size continues exactly where the run stopped.
 A state whose fingerprint differs from the dataset's is refused with an error naming every
-difference (mosaicml-streaming would silently resume into a different order).
+difference (mosaicml-streaming would silently resume into a different order). A state saved
+by mosaicml-streaming (``epoch``, ``sample_in_epoch``, ``num_canonical_nodes``,
+``shuffle_seed``, ``initial_physical_nodes``) is refused too: Mosaic's shuffle is another
+permutation, so skipping its count of samples in ours would skip other samples. The error
+says what resuming at either epoch boundary gives and how to ask for it explicitly.
 
 Mixtures of streams add ``streams`` (one line per stream: its data and samples per epoch),
 ``mixing`` and ``mix_stratum``. The curriculum rule (:func:`loader.order.mix.weights.mixture_may_change`):
@@ -22,9 +26,12 @@ from typing import Any
 from loader.order.mix.weights import MIXTURE_FIELDS, mixture_may_change
 from sparkshard.errors import ResumeStateError
 
-__all__ = ["STATE_FORMAT", "Fingerprint", "ResumeState"]
+__all__ = ["MOSAIC_STATE_KEYS", "STATE_FORMAT", "Fingerprint", "ResumeState"]
 
 STATE_FORMAT = "sparkshard.loader.state/1"
+MOSAIC_STATE_KEYS = frozenset(
+    {"epoch", "sample_in_epoch", "num_canonical_nodes", "shuffle_seed", "initial_physical_nodes"}
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,8 @@ class ResumeState:
             raise ResumeStateError(
                 f"expected a resume state dict from state_dict(), got {type(obj).__name__}"
             )
+        if "format" not in obj and {"epoch", "sample_in_epoch"} <= set(obj) <= MOSAIC_STATE_KEYS:
+            raise ResumeStateError(_mosaic_state_message(obj))
         if obj.get("format") != STATE_FORMAT:
             hint = (
                 " It looks like a mosaicml-streaming state, which has no fingerprint of the data "
@@ -162,3 +171,29 @@ class ResumeState:
             + "\nResume with the dataset version and shuffle settings the state was saved "
             "with, or start without load_state_dict()."
         )
+
+
+def _mosaic_state_message(obj: Mapping[str, Any]) -> str:
+    """Why a mosaicml-streaming state is refused, and the two exact ways to go on."""
+    epoch = _whole(obj["epoch"], "epoch")
+    sample = _whole(obj["sample_in_epoch"], "sample_in_epoch")
+    seed = obj.get("shuffle_seed")
+    keep_seed = (
+        f" Pass shuffle_seed={seed} to StreamingDataset to keep the run's seed (the order is "
+        "still sparkshard's own)."
+        if seed is not None
+        else ""
+    )
+    return (
+        f"this is a mosaicml-streaming resume state (epoch={epoch}, sample_in_epoch={sample}), "
+        "not one of ours, and it is not loaded: Mosaic's shuffle puts the samples of an epoch in "
+        f"another order than sparkshard's, so skipping {sample} samples of our epoch {epoch} "
+        "would skip other samples than the run saw (some would be seen twice, others never).\n"
+        "Resume at an epoch boundary instead, where both orders agree on what is left:\n"
+        f"  - start epoch {epoch} afresh (its {sample} samples already seen are seen again):\n"
+        f"      loader.load_state_dict(dataset.resume_state(epoch={epoch}, sample_in_epoch=0))\n"
+        f"  - or go on with epoch {epoch + 1} (the rest of epoch {epoch} is skipped):\n"
+        f"      loader.load_state_dict(dataset.resume_state(epoch={epoch + 1}, "
+        "sample_in_epoch=0))\n"
+        "From then on state_dict() saves sparkshard states, which resume exactly." + keep_seed
+    )

@@ -11,9 +11,17 @@ Because the order interleaves canonical nodes (position ``p`` belongs to canonic
 ``p % C``), a physical node reads only its own canonical nodes' shards whenever ``P`` divides
 ``C`` (and ``start`` is a multiple of ``P``, as it is unless the global batch changed).
 
-Every rank takes the same number of steps. The tail is padded with repeats from the start of
-the epoch (position ``p >= N`` reads position ``p mod N``, as torch's ``DistributedSampler``
-does) or, with ``drop_last``, the incomplete last step is dropped. Worker ``w`` of ``W``
+Every rank takes the same number of steps, and the last one may be partial, as in Mosaic: when
+only ``r < G`` positions are left, every rank's last batch holds ``b = ceil(r / world)``
+samples (the formula above with ``B`` replaced by ``b``). That needs ``b * world - r < world``
+positions past the end; how they are read is ``padding``:
+
+- ``"repeat"`` (the default): position ``p >= N`` reads position ``p mod N``, a repeat from
+  the start of the epoch (as torch's ``DistributedSampler`` pads). One rank never pads.
+- ``"none"``: positions past the end are left out, so every position is read exactly once
+  over all ranks (exact evaluation); the last batch of some ranks is then smaller, or empty.
+
+With ``drop_last`` the incomplete last step is dropped instead. Worker ``w`` of ``W``
 produces its rank's steps ``t = w (mod W)``, matching DataLoader's round robin over workers.
 """
 
@@ -23,7 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EpochPartition"]
+__all__ = ["PADDINGS", "EpochPartition"]
+
+PADDINGS = ("repeat", "none")
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,14 @@ class EpochPartition:
     ranks_per_node: int = 1
     start: int = 0
     drop_last: bool = False
+    padding: str = "repeat"
 
     def __post_init__(self) -> None:
+        if self.padding not in PADDINGS:
+            raise ValueError(
+                f"padding must be one of {PADDINGS} ('none' reads every sample exactly once, "
+                f"for evaluation), got {self.padding!r}"
+            )
         if self.num_samples < 0:
             raise ValueError(f"num_samples must be >= 0, got {self.num_samples}")
         if self.batch_size < 1:
@@ -69,21 +85,47 @@ class EpochPartition:
             return left // self.global_batch
         return -(-left // self.global_batch)
 
+    @property
+    def last_batch(self) -> int:
+        """Samples per rank in the last step: ``ceil(r / world)`` of the ``r`` positions left
+        (``batch_size`` when they fill a whole step)."""
+        if self.num_steps == 0:
+            return self.batch_size
+        left = self.num_samples - self.start - (self.num_steps - 1) * self.global_batch
+        return min(-(-left // self.world), self.batch_size)
+
+    def step_batch(self, step: int) -> int:
+        """Positions per rank at ``step`` (padding included): ``batch_size`` but in the last."""
+        return self.last_batch if step == self.num_steps - 1 else self.batch_size
+
     def run(self, step: int, node: int, local_rank: int) -> tuple[int, int]:
-        """``(first, stride)`` of the rank's ``batch_size`` positions, before any padding."""
+        """``(first, stride)`` of the rank's ``step_batch(step)`` positions, before padding."""
         self._check(step, node, local_rank)
         base = self.start + step * self.global_batch + node
-        return base + self.nodes * local_rank * self.batch_size, self.nodes
+        return base + self.nodes * local_rank * self.step_batch(step), self.nodes
 
     def padded(self, step: int) -> bool:
         """Whether the step reaches past the end of the order (only the last one can)."""
-        return self.start + (step + 1) * self.global_batch > self.num_samples
+        end = self.start + step * self.global_batch + self.step_batch(step) * self.world
+        return end > self.num_samples
 
     def positions(self, step: int, node: int, local_rank: int) -> np.ndarray:
-        """The rank's positions at ``step``, padding already folded back into ``[0, N)``."""
+        """The rank's positions at ``step``: past the end, folded back into ``[0, N)``
+        (``padding="repeat"``) or left out (``"none"``)."""
         first, stride = self.run(step, node, local_rank)
-        positions = first + stride * np.arange(self.batch_size, dtype=np.int64)
-        return positions % self.num_samples if self.padded(step) else positions
+        positions = first + stride * np.arange(self.step_batch(step), dtype=np.int64)
+        if not self.padded(step):
+            return positions
+        if self.padding == "none":
+            return positions[positions < self.num_samples]
+        return positions % self.num_samples
+
+    def rank_samples(self, node: int, local_rank: int) -> int:
+        """Samples the rank yields in this epoch (repeats included), what ``len()`` reports."""
+        if self.num_steps == 0:
+            return 0
+        last = len(self.positions(self.num_steps - 1, node, local_rank))
+        return (self.num_steps - 1) * self.batch_size + last
 
     def worker_steps(self, worker: int, num_workers: int) -> range:
         """The steps worker ``worker`` of ``num_workers`` produces, in order."""

@@ -57,10 +57,9 @@ def test_one_run_mixes_a_mosaic_and_a_sparkshard_dataset(
     ds = StreamingDataset(streams=streams, batch_size=16, shuffle=True)
     assert len(ds._reader.readers[0].shard_sizes) > 1  # type: ignore[attr-defined]
     seen = Counter(i for b in StreamingDataLoader(ds, num_workers=2) for i in b["id"].tolist())
-    padded = -(-(MOSAIC_N + 2 * OURS_N) // 16) * 16 - (MOSAIC_N + 2 * OURS_N)
     expected = Counter({i: 1 for i in range(MOSAIC_N)})
     expected.update({1000 + i: 2 for i in range(OURS_N)})
-    assert sum((seen - expected).values()) == padded and not expected - seen
+    assert seen == expected  # one device: the last batch is partial, nothing repeats (as Mosaic)
 
 
 @pytest.mark.parametrize("case", range(len(WEIGHTS)))

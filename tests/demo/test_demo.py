@@ -12,7 +12,7 @@ import pytest
 from demo.__main__ import crash_and_resume, write_shards
 from loader import DatasetReader
 
-STEPS_PER_EPOCH = 45  # 1,437 training digits in batches of 32, the last one padded
+STEPS_PER_EPOCH = 45  # 1,437 training digits in batches of 32, the last one partial
 
 
 @pytest.mark.spark

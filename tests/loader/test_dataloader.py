@@ -35,7 +35,8 @@ def test_one_epoch_as_tensors(small_dataset: Path, num_workers: int) -> None:
     assert len(batches) == len(loader) == 16
     assert isinstance(batches[0]["id"], torch.Tensor) and batches[0]["id"].shape == (64,)
     ids = _ids(batches)
-    assert sorted(set(ids)) == list(range(N)) and len(ids) == 16 * 64
+    assert sorted(ids) == list(range(N))  # one device pads nothing: the last batch has 40
+    assert batches[-1]["id"].shape == (N - 15 * 64,)
     assert loader.state_dict()["epoch"] == 1 and loader.state_dict()["sample_in_epoch"] == 0
 
 
@@ -55,7 +56,7 @@ def test_state_counts_delivered_batches_and_resumes_elastically(small_dataset: P
     resumed = StreamingDataLoader(_dataset(small_dataset), batch_size=25, num_workers=0)
     resumed.load_state_dict(state)
     rest = _ids(list(resumed))
-    assert len(rest) == 29 * 25  # 720 left: 29 steps, the last padded with 5 repeats
+    assert len(rest) == N - 7 * 40  # 720 left: 29 steps, the last one partial (no repeats)
     assert (_ids(head) + rest)[:N] == whole[:N]
 
 
@@ -80,15 +81,15 @@ def test_custom_collate_takes_the_per_sample_path(small_dataset: Path) -> None:
         _dataset(small_dataset), batch_size=30, num_workers=2, collate_fn=collate
     )
     batches = list(loader)
-    assert all(len(b) == 30 for b in batches)
+    assert [len(b) for b in batches] == [30] * 33 + [10]
     assert [i for b in batches for i in b] == fast
 
 
 def test_batch_sizes_must_agree(small_dataset: Path) -> None:
     with pytest.raises(ValueError, match="batch_size 8 differs from the dataset's 4"):
         StreamingDataLoader(_dataset(small_dataset, batch_size=4), batch_size=8)
-    with pytest.raises(ValueError, match="drop_last"):
-        StreamingDataLoader(_dataset(small_dataset), batch_size=8, drop_last=True)
+    with pytest.raises(ValueError, match="drop_last=True on the loader but False"):
+        StreamingDataLoader(_dataset(small_dataset, drop_last=False), batch_size=8, drop_last=True)
     dropping = StreamingDataLoader(_dataset(small_dataset, drop_last=True), 64, drop_last=True)
     assert len(list(dropping)) == N // 64
     with pytest.raises(ValueError, match="sampler"):
@@ -122,9 +123,10 @@ def test_device_prefetch_counts_only_delivered_batches(
     head = _stop_after(loader, stop)
     # The prefetch machinery ran: the dataset (read in this process) has read `depth` batches
     # more than were delivered, while the loop's statistics and state count delivered ones.
-    pulled = min(stop + depth, steps)
+    # Every sample has the same size; the last batch may be partial, so count samples.
+    pulled = min((stop + depth) * batch_size, N)
     read, delivered = ds.io_counters()["bytes_read"], loader.stats().bytes_read
-    assert delivered is not None and read * stop == delivered * pulled
+    assert delivered is not None and read * min(stop * batch_size, N) == delivered * pulled
     state = loader.state_dict()
     assert state["sample_in_epoch"] == min(stop * batch_size, N) % N
     assert state["epoch"] == (1 if stop == steps else 0)
@@ -225,9 +227,79 @@ def test_stats_count_delivered_batches_and_worker_io(small_dataset: Path) -> Non
     workers = StreamingDataLoader(_dataset(small_dataset), batch_size=64, num_workers=2)
     list(workers)
     stats = workers.stats()
-    assert (stats.steps, stats.samples) == (16, 16 * 64)
+    assert (stats.steps, stats.samples) == (16, N)  # the last batch is partial (40)
     assert stats.bytes_read == local.bytes_read and stats.bytes_downloaded == 0
     assert 0 <= stats.wait_p50 <= stats.wait_p99 and stats.wait_seconds <= stats.seconds
     assert stats.samples_per_s > 0 and 0 <= stats.wait_fraction <= 1
     assert "samples/s" in str(stats) and stats.as_dict()["steps"] == 16
     assert workers.stats() == stats  # the epoch is over: its rates no longer change
+
+
+# --- torch conventions: the dataset passed, drop_last, Stateful, epoch tails -------------
+
+
+def test_loader_attributes_are_what_the_user_passed(small_dataset: Path) -> None:
+    ds = _dataset(small_dataset)
+    loader = StreamingDataLoader(ds, batch_size=64, num_workers=2, drop_last=True)
+    assert loader.dataset is ds and loader.batch_size == 64 and loader.drop_last
+    assert ds.drop_last  # adopted: the dataset drops the incomplete step for every rank
+    batches = list(loader)
+    assert len(batches) == len(loader) == N // 64 and all(len(b["id"]) == 64 for b in batches)
+    keep = StreamingDataLoader(_dataset(small_dataset), batch_size=64, drop_last=False)
+    assert not keep.drop_last and len(list(keep)) == len(keep) == 16
+
+
+def test_117_samples_in_batches_of_8_on_one_device(tmp_path: Path) -> None:
+    from small_datasets import write_dataset
+
+    path = write_dataset(tmp_path / "ds", 117)
+    ds = StreamingDataset(local=str(path), batch_size=8)
+    assert len(ds) == 117  # as Mosaic: no repeats on one device
+    for batches in (list(StreamingDataLoader(ds, 8)), list(torch.utils.data.DataLoader(ds, 8))):
+        assert [len(b["id"]) for b in batches] == [8] * 14 + [5]
+        assert sorted(int(i) for b in batches for i in b["id"]) == list(range(117))
+    dropped = list(StreamingDataLoader(StreamingDataset(local=str(path)), 8, drop_last=True))
+    assert [len(b["id"]) for b in dropped] == [8] * 14
+
+
+def test_satisfies_torch_stateful_and_checkpoints_with_dcp(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    import inspect
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.stateful import Stateful
+
+    loader = StreamingDataLoader(_dataset(small_dataset), batch_size=50, num_workers=2)
+    assert isinstance(loader, Stateful)
+    # torchdata's Stateful protocol, structurally: state_dict() -> dict, load_state_dict(sd).
+    assert list(inspect.signature(loader.state_dict).parameters) == []
+    assert len(inspect.signature(loader.load_state_dict).parameters) == 1
+    assert isinstance(loader.state_dict(), dict)  # also before the first iter()
+    head = _stop_after(loader, 5)
+    with warnings.catch_warnings():  # "assuming the intent is to save in a single process"
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.save({"loader": loader}, checkpoint_id=str(tmp_path / "ckpt"))
+        resumed = StreamingDataLoader(_dataset(small_dataset), batch_size=50)
+        dcp.load({"loader": resumed}, checkpoint_id=str(tmp_path / "ckpt"))
+    whole = _ids(list(StreamingDataLoader(_dataset(small_dataset), batch_size=50)))
+    assert _ids(head) + _ids(list(resumed)) == whole
+
+
+def test_a_mosaic_loader_state_is_refused_with_the_way_out(small_dataset: Path) -> None:
+    from sparkshard.errors import ResumeStateError
+
+    mosaic = {"epoch": 2, "sample_in_epoch": 640, "num_canonical_nodes": 1,
+              "shuffle_seed": 3, "initial_physical_nodes": 1}  # fmt: skip
+    loader = StreamingDataLoader(_dataset(small_dataset), batch_size=64)
+    for target in (loader, loader.streaming_dataset):
+        with pytest.raises(ResumeStateError) as caught:
+            target.load_state_dict(mosaic)
+        message = str(caught.value)
+        assert "mosaicml-streaming" in message and "another order" in message
+        assert "dataset.resume_state(epoch=2, sample_in_epoch=0)" in message
+        assert "dataset.resume_state(epoch=3, sample_in_epoch=0)" in message
+    assert loader.state_dict()["epoch"] == 0  # nothing was loaded
+    loader.load_state_dict(loader.streaming_dataset.resume_state(epoch=2, sample_in_epoch=0))
+    assert loader.state_dict()["epoch"] == 2

@@ -16,6 +16,7 @@ from simulate import global_steps, rank_batches
 
 from loader.dataset import StreamingDataset
 from loader.order.epoch import EpochOrder
+from loader.order.partition import PADDINGS, EpochPartition
 from loader.topology import Topology
 from sparkshard import ShardWriter
 from sparkshard.errors import ResumeStateError
@@ -26,10 +27,11 @@ N = 1000
 def test_len_getitem_and_columns(small_dataset: Path) -> None:
     ds = StreamingDataset(local=str(small_dataset), batch_size=64, columns=["id"])
     assert ds.num_samples == N
-    assert len(ds) == 16 * 64  # one rank: ceil(1000 / 64) steps, the last one padded
+    assert len(ds) == N  # one rank pads nothing: 15 batches of 64 and one of 40 (as Mosaic)
+    assert ds.size == N
     assert ds[17] == {"id": 17}
     assert ds[-1] == {"id": N - 1}
-    with pytest.raises(IndexError, match=r"\[0, 1000\)"):
+    with pytest.raises(IndexError, match=r"\[-1000, 1000\)"):
         ds[N]
 
 
@@ -58,12 +60,21 @@ topologies = st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(0, 3), 
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(topologies, topologies, st.booleans(), st.booleans(), st.integers(0, 3), st.data())
+@given(
+    topologies,
+    topologies,
+    st.booleans(),
+    st.sampled_from(PADDINGS),
+    st.booleans(),
+    st.integers(0, 3),
+    st.data(),
+)
 def test_any_topology_reads_everything_once_and_resumes_elastically(
     small_dataset: Path,
     before: tuple[int, int, int, int],
     after: tuple[int, int, int, int],
     drop_last: bool,
+    padding: str,
     same_global_batch: bool,
     epoch: int,
     data: st.DataObject,
@@ -73,6 +84,7 @@ def test_any_topology_reads_everything_once_and_resumes_elastically(
         "shuffle_seed": 11,
         "num_canonical_nodes": 4,
         "drop_last": drop_last,
+        "padding": padding,
     }
     nodes, per_node, workers, batch = before
     probe = StreamingDataset(local=str(small_dataset), **options)
@@ -80,13 +92,17 @@ def test_any_topology_reads_everything_once_and_resumes_elastically(
     run = global_steps(
         small_dataset, nodes, per_node, workers, batch_size=batch, state=start_state, **options
     )
-    g = nodes * per_node * batch
-    assert all(len(step) == g for step in run)
+    g, world = nodes * per_node * batch, nodes * per_node
+    part = EpochPartition(N, batch, nodes, per_node, 0, drop_last, padding)
     seen = Counter(i for step in run for i in step)
     if drop_last:
+        assert all(len(step) == g for step in run)
         assert len(run) == N // g and set(seen.values()) <= {1}
-    else:
-        assert set(seen) == set(range(N)) and sum(seen.values()) == len(run) * g
+    elif padding == "none":  # exact: every sample once, whatever the world size
+        assert len(run) == -(-N // g) and sorted(seen.elements()) == list(range(N))
+    else:  # a partial last step, padded only to equal batches (< world repeats)
+        assert [len(step) for step in run] == [part.step_batch(t) * world for t in range(len(run))]
+        assert set(seen) == set(range(N)) and 0 <= sum(seen.values()) - N < world
     # Stop after k steps, resume on another topology.
     k = data.draw(st.integers(0, len(run)))
     state = probe.resume_state(epoch, min(k * g, N))
@@ -99,15 +115,20 @@ def test_any_topology_reads_everything_once_and_resumes_elastically(
     rest = global_steps(
         small_dataset, nodes2, per_node2, workers2, batch_size=batch2, state=state, **options
     )
-    if batch2 * nodes2 * per_node2 == g:
-        assert [sorted(s) for s in rest] == [sorted(s) for s in run[k:]]
+    if batch2 * nodes2 * per_node2 == g:  # the same steps (the last one's padding may differ)
+        assert len(rest) == len(run) - k
+        assert [sorted(s) for s in rest[:-1]] == [sorted(s) for s in run[k:-1]]
     # Every step reads exactly the ids at its positions of the epoch's order (padding folded),
     # before and after the resume: the run continues where it stopped.
     order = EpochOrder(probe.shard_sizes, probe.order_settings, epoch).all_ids()
     consumed, g2 = min(k * g, N), nodes2 * per_node2 * batch2
-    spans = [(t * g, g) for t in range(k)] + [(consumed + t * g2, g2) for t in range(len(rest))]
+    part2 = EpochPartition(N, batch2, nodes2, per_node2, consumed, drop_last, padding)
+    spans = [(t * g, part.step_batch(t) * world) for t in range(k)] + [
+        (consumed + t * g2, part2.step_batch(t) * part2.world) for t in range(len(rest))
+    ]
     for step, (first, size) in zip(run[:k] + rest, spans, strict=True):
-        assert Counter(step) == Counter(order[np.arange(first, first + size) % N].tolist())
+        wanted = [p % N for p in range(first, first + size) if padding == "repeat" or p < N]
+        assert Counter(step) == Counter(order[wanted].tolist())
     real = [p for first, size in spans for p in range(first, first + size) if p < N]
     assert real == list(range(len(real)))
     assert N - len(real) < (g2 if drop_last else 1)
@@ -215,3 +236,64 @@ def test_options_values_and_flat_keywords_are_one_or_the_other(small_dataset: Pa
         StreamingDataset(local=str(small_dataset), shuffle=ShuffleOptions(), shuffle_seed=4)
     with pytest.raises(ValueError, match=r"\['download_retry'\] were both given"):
         StreamingDataset(local=str(small_dataset), download=DownloadOptions(), download_retry=1)
+
+
+def test_mosaic_dataset_surface(small_dataset: Path) -> None:
+    ds = StreamingDataset(local=str(small_dataset), columns=["id"])
+    assert ds.size == ds.num_samples == N and ds.get_item(7) == {"id": 7}
+    assert ds[2:5] == [{"id": 2}, {"id": 3}, {"id": 4}]
+    assert ds[-2:] == [{"id": N - 2}, {"id": N - 1}]
+    assert ds[[0, -1]] == [{"id": 0}, {"id": N - 1}]
+    assert ds[np.array([4, 1])] == [{"id": 4}, {"id": 1}]
+    assert ds[[[1], [2, 3]]] == [[{"id": 1}], [{"id": 2}, {"id": 3}]]  # nested, as Mosaic
+    assert ds[np.int64(9)] == {"id": 9}
+    with pytest.raises(TypeError, match="np.flatnonzero"):
+        ds[np.ones(N, bool)]
+    with pytest.raises(TypeError, match="got str"):
+        ds["id"]
+    with pytest.raises(IndexError, match=r"\[-1000, 1000\), got 1000"):
+        ds[[0, N]]
+    # Mosaic's per-shard attributes, the same values and types.
+    sizes = ds.samples_per_shard
+    assert ds.num_shards == len(sizes) > 1 and sizes.dtype == np.int64 and sizes.sum() == N
+    offsets = ds.sample_offset_per_shard
+    assert offsets[0] == 0 and np.array_equal(offsets[1:], np.cumsum(sizes)[:-1])
+    shard, j = ds.spanner[int(offsets[3]) + 2]
+    assert (shard, j) == (3, 2) and ds.spanner[int(offsets[3])] == (3, 0)
+    assert [ds.spanner[i] for i in (0, N - 1)] == [(0, 0), (len(sizes) - 1, int(sizes[-1]) - 1)]
+    with pytest.raises(IndexError, match="Invalid sample index"):
+        ds.spanner[N]
+    assert ds.num_streams == 1 and ds.shards_per_stream.tolist() == [len(sizes)]
+    assert ds.shard_offset_per_stream.tolist() == [0]
+    with pytest.raises(AttributeError, match="samples_per_shard"):
+        ds.shards  # noqa: B018
+
+
+def test_two_iterations_are_two_epochs(small_dataset: Path) -> None:
+    ds = StreamingDataset(local=str(small_dataset), shuffle=True, columns=["id"])
+    first, second = [s["id"] for s in ds], [s["id"] for s in ds]
+    assert sorted(first) == sorted(second) == list(range(N)) and first != second
+    assert ds.state_dict()["epoch"] == 2
+    again = StreamingDataset(local=str(small_dataset), shuffle=True, columns=["id"])
+    again.load_state_dict(again.resume_state(1, 0))
+    assert [s["id"] for s in again] == second
+
+
+def test_len_counts_what_this_rank_yields(small_dataset: Path) -> None:
+    # Mosaic's len: ceil(N / world) per rank; a single device never pads.
+    for world in (1, 2, 3, 7):
+        for rank in range(world):
+            topo = Topology.of_rank(rank, world, world)
+            ds = StreamingDataset(local=str(small_dataset), batch_size=8, topology=topo)
+            ids = [s["id"] for s in ds]
+            assert len(ds) == len(ids) == -(-N // world)
+            exact = StreamingDataset(
+                local=str(small_dataset), batch_size=8, topology=topo, padding="none"
+            )
+            assert len(exact) == len(list(exact))
+            dropping = StreamingDataset(
+                local=str(small_dataset), batch_size=8, topology=topo, drop_last=True
+            )
+            assert len(dropping) == len(list(dropping)) == N // (8 * world) * 8
+    with pytest.raises(ValueError, match="padding must be one of"):
+        StreamingDataset(local=str(small_dataset), padding="mark")

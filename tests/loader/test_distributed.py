@@ -86,4 +86,5 @@ def test_torch_distributor_ranks_read_every_sample_once(
     steps = _steps(ranks)
     assert len(steps) == -(-N // 32)
     ids = [i for s in steps for i in s]
-    assert sorted(set(ids)) == list(range(N)) and len(ids) - N == len(steps) * 32 - N
+    # 2 ranks, batch 32: 15 steps of 64, then 40 left, 20 per rank: no padding needed.
+    assert sorted(ids) == list(range(N))

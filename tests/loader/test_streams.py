@@ -17,6 +17,7 @@ from simulate import round_robin
 from loader import Stream
 from loader.dataloader import StreamingDataLoader
 from loader.dataset import StreamingDataset
+from loader.order.partition import EpochPartition
 from loader.read.mixture import open_mixture
 from loader.read.reader import DatasetReader
 from loader.topology import Topology
@@ -275,17 +276,20 @@ def test_any_mixture_reads_its_order_and_resumes_elastically(
     run = mix_global_steps(
         streams, nodes, per_node, workers, batch_size=batch, state=start, **options
     )
-    assert len(run) == (n // g if drop_last else -(-n // g)) and all(len(s) == g for s in run)
+    part = EpochPartition(n, batch, nodes, per_node, 0, drop_last)
+    assert len(run) == (n // g if drop_last else -(-n // g))
+    assert [len(s) for s in run] == [part.step_batch(t) * part.world for t in range(len(run))]
     datasets = [stream_dirs.index(str(s.local)) for s in streams]
     order = values(probe.order(epoch).all_ids(), datasets)
     k = data.draw(st.integers(0, len(run)))
     state = probe.resume_state(epoch, min(k * g, n))
-    order2, rest, g2 = order, [], g
+    order2, rest, g2, part2 = order, [], g, part
     if k * g >= n:
         assert (state["epoch"], state["sample_in_epoch"]) == (epoch + 1, 0)
     else:
         nodes2, per_node2, workers2, batch2 = after
         g2 = nodes2 * per_node2 * batch2
+        part2 = EpochPartition(n, batch2, nodes2, per_node2, min(k * g, n), drop_last)
         rest = mix_global_steps(
             streams, nodes2, per_node2, workers2, batch_size=batch2, state=state, **options
         )
@@ -304,8 +308,10 @@ def test_any_mixture_reads_its_order_and_resumes_elastically(
     # Every step reads exactly the ids at its positions of the mixed order, before and after
     # the resume (padding folded back to the epoch's start): the run continues where it stopped.
     consumed = min(k * g, n)
-    spans = [(t * g, g, order) for t in range(k)]
-    spans += [(consumed + t * g2, g2, order2) for t in range(len(rest))]
+    spans = [(t * g, part.step_batch(t) * part.world, order) for t in range(k)]
+    spans += [
+        (consumed + t * g2, part2.step_batch(t) * part2.world, order2) for t in range(len(rest))
+    ]
     for step, (first, size, ref) in zip(run[:k] + rest, spans, strict=True):
         assert Counter(step) == Counter(ref[p % n] for p in range(first, first + size))
     real = [p for first, size, _ in spans for p in range(first, first + size) if p < n]
@@ -418,5 +424,5 @@ def test_loader_workers_resume_a_stratified_mixture(stream_dirs: list[str]) -> N
     resumed = StreamingDataLoader(other, num_workers=1)
     resumed.load_state_dict(state)
     rest = [i for b in resumed for i in b["id"].tolist()]
-    n = SIZES[0] + SIZES[1] // 2 + 2 * SIZES[2]  # 190: the last batches are padded
+    n = SIZES[0] + SIZES[1] // 2 + 2 * SIZES[2]  # 190: one device, so no padding
     assert rest[: n - 80] == [i for batch in whole for i in batch][80:n]

@@ -83,7 +83,7 @@ def test_workers_share_a_cache_of_a_few_shards(remote_dir: Path, tmp_path: Path)
     assert ds.multiprocessing_context is None  # file:// needs no cloud client: fork is fine
     loader = StreamingDataLoader(ds, num_workers=2)
     ids = [int(i) for batch in loader for i in batch["id"]]
-    assert sorted(set(ids)) == list(range(N)) and len(ids) == len(loader) * 32
+    assert sorted(ids) == list(range(N))  # one device: no padding, the last batch partial
     assert sum(p.stat().st_size for p in _shard_files(cache)) <= limit
     assert not list(cache.glob("*/fetch/*"))  # no fetch left behind
 
