@@ -77,6 +77,11 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     ``epoch_size``, ``batching_method`` (``"random"`` or ``"stratified"``) and
     ``sampling_method`` (``"balanced"`` or ``"fixed"``) as in Mosaic; ``split`` and
     ``verify_hashes`` are defaults for the streams, the other options apply to every stream.
+
+    ``delta=URI`` (with ``version=``, default the latest, pinned when opened) or
+    ``parquet=FOLDER | GLOB | [files]`` reads a table in place instead (:mod:`loader.tables`):
+    row groups play the role of shards, deletion vectors and column mapping are honoured, and
+    ``local=`` is the cache directory of a remote table (not needed for a local one).
     """
 
     def __init__(
@@ -109,6 +114,8 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         epoch_size: int | str | None = None,
         batching_method: str = "random",
         sampling_method: str = "balanced",
+        delta: str | os.PathLike[str] | None = None,
+        parquet: str | os.PathLike[str] | Sequence[str] | None = None,
     ) -> None:
         shuffling = _shuffle_options(
             shuffle, shuffle_seed, shuffle_algo, shuffle_block_size, num_canonical_nodes
@@ -143,15 +150,22 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         if streams is None:
             if epoch_size is not None:
                 raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
-            source: Source = open_source(remote, local, split, options, version)
+            source: Source = open_source(
+                remote, local, split, options, version, delta=_path(delta), parquet=_paths(parquet)
+            )
             reader: Reader = source.open(version)
         else:
-            if remote is not None or local is not None or version is not None:
-                raise ValueError("with streams=, give remote=/local=/version= on each Stream")
+            if any(v is not None for v in (remote, local, version, delta, parquet)):
+                raise ValueError(
+                    "with streams=, give remote=/local=/delta=/parquet=/version= on each Stream"
+                )
 
             def stream_source(s: Stream) -> Source:
                 verify = options.with_verify(s.verify_hashes)
-                return open_source(s.remote, s.local, s.split or split, verify, s.version)
+                return open_source(
+                    s.remote, s.local, s.split or split, verify, s.version,
+                    delta=s.delta, parquet=s.parquet,
+                )  # fmt: skip
 
             self._mixture, source, reader = open_mixture(
                 streams,
@@ -162,7 +176,9 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             )
         self._source: Source = source
         self._reader_handle: Reader | None = reader
-        remotes = [remote] if streams is None else [s.remote for s in streams]
+        remotes = [remote, _path(delta), _root(parquet)]
+        if streams is not None:
+            remotes = [u for s in streams for u in (s.remote, s.delta, _root(s.parquet))]
         self._cloud = any(is_cloud(r) for r in remotes)
         self._pid = os.getpid()
         self.version = reader.version
@@ -383,6 +399,22 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         self._epoch, self._start = state.epoch, state.sample_in_epoch
         self._progress, self._order = None, None
         logger.info("resuming at epoch %d, sample %d", state.epoch, state.sample_in_epoch)
+
+
+def _path(value: str | os.PathLike[str] | None) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+def _paths(value: str | os.PathLike[str] | Sequence[str] | None) -> str | Sequence[str] | None:
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return _path(value)
+    return [os.fspath(v) for v in value]
+
+
+def _root(value: str | os.PathLike[str] | Sequence[str] | None) -> str | None:
+    """One location of ``parquet=`` (to tell whether it is in the cloud)."""
+    paths = _paths(value)
+    return paths if paths is None or isinstance(paths, str) else (paths[0] if paths else None)
 
 
 def _end_epoch(reader: Reader) -> None:
