@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import deltalake_rows, ids_table, small_groups
 from deltalake import DeltaTable, write_deltalake
 from protocol_tables import column_mapped_table, delete_rows
+from table_data import deltalake_rows, ids_table, small_groups
 
 import sparkshard
 from loader import DatasetReader, StreamingDataset
