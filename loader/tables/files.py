@@ -44,7 +44,7 @@ class LocalFiles:
     def __init__(self, snapshot: TableSnapshot, root: Path) -> None:
         self.snapshot, self.root = snapshot, root
         self._open: OrderedDict[int, Any] = OrderedDict()
-        self.bytes_read = 0
+        self.bytes_read = self.bytes_downloaded = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_open": OrderedDict()}
@@ -57,12 +57,17 @@ class LocalFiles:
             return Path(file.path.removeprefix("file://"))
         return self.root / file.path
 
-    def footer(self, i: int) -> tuple[Any, int]:
+    fetches_ahead = False
+
+    def footer(self, i: int) -> tuple[Any, int, int, str | None]:
         import pyarrow.parquet as pq
 
         path = self._checked(i)
         metadata = pq.read_metadata(path)
-        return metadata, metadata.serialized_size + 8
+        return metadata, metadata.serialized_size + 8, os.stat(path).st_size, None
+
+    def prefetch(self, shards: Any, processes: int) -> None:
+        """Local files are read in place: nothing to fetch ahead."""
 
     def deletions(self, i: int) -> np.ndarray:
         descriptor = self.snapshot.files[i].deletion_vector

@@ -31,6 +31,8 @@ class FileLayout:
     deleted: np.ndarray  # sorted deleted row indexes of the file (int64)
     footer_bytes: int  # length of the footer block at the end of the file (8 + metadata)
     columns: frozenset[str]  # the file's top-level (physical) column names
+    size: int  # the object's size in bytes
+    identity: str | None  # what pins the object: its ETag (remote), None (local: size only)
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,16 @@ class Layout:
 
 def read_layout(
     snapshot: TableSnapshot,
-    footer: Callable[[int], tuple[Any, int]],
+    footer: Callable[[int], tuple[Any, int, int, str | None]],
     deletions: Callable[[int], np.ndarray],
     threads: int = _THREADS,
 ) -> Layout:
-    """The layout from each file's ``footer(i)`` (pyarrow FileMetaData, footer length) and
+    """The layout from each file's ``footer(i)`` (pyarrow FileMetaData, footer length, object
+    size, ETag) and
     ``deletions(i)`` (deleted rows), read ``threads`` files at a time."""
 
     def one(i: int) -> tuple[FileLayout, Any]:
-        metadata, footer_bytes = footer(i)
+        metadata, footer_bytes, size, identity = footer(i)
         deleted = deletions(i)
         rows = np.array(
             [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)], np.int64
@@ -83,7 +86,10 @@ def read_layout(
             )
         schema = metadata.schema.to_arrow_schema()
         names = frozenset(schema.names)
-        return FileLayout(rows, spans.reshape(-1, 2), deleted, footer_bytes, names), schema
+        layout = FileLayout(
+            rows, spans.reshape(-1, 2), deleted, footer_bytes, names, size, identity
+        )
+        return layout, schema
 
     count = len(snapshot.files)
     with ThreadPoolExecutor(max(1, min(threads, count))) as pool:

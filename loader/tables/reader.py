@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
+from loader.cache.readahead import first_uses
 from loader.read.reader import _restore_batch, _scatter
 from loader.tables.columns import Stored, logical_table, stored_columns
 from loader.tables.layout import Layout
@@ -36,8 +37,11 @@ class RowGroupFiles(Protocol):
     """Where a reader's row groups come from (local files, or a remote table's cache)."""
 
     bytes_read: int
+    bytes_downloaded: int
+    fetches_ahead: bool
 
     def read(self, i: int, group: int, columns: list[str]) -> Any: ...
+    def prefetch(self, shards: Iterator[int], processes: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -83,16 +87,23 @@ class TableReader:
 
     @property
     def fetches_ahead(self) -> bool:
-        return False
+        return self.files.fetches_ahead
 
     def prefetch(self, batches: Iterable[np.ndarray], processes: int) -> None:
-        """Local row groups are read in place when needed: nothing to fetch ahead."""
+        """Hand the row groups of this process's upcoming batches (in order of first use)
+        to the files, which fetch remote ones ahead; local ones are read when needed."""
+        if self.files.fetches_ahead:
+            self.files.prefetch(first_uses(batches, self._starts), processes)
 
     def io_counters(self) -> dict[str, int]:
-        return {"bytes_read": self.files.bytes_read, "bytes_downloaded": 0}
+        files = self.files
+        return {"bytes_read": files.bytes_read, "bytes_downloaded": files.bytes_downloaded}
 
     def abandon(self) -> None:
-        self.close()
+        """Drop what a forked child inherited (decoded row groups; remote files' threads
+        are not touched: the child opens its own)."""
+        self._groups.clear()
+        self._held = 0
 
     def close(self) -> None:
         self._groups.clear()

@@ -17,7 +17,7 @@ from loader.read.source import ReadOptions, is_cloud
 from loader.tables.delta_log import load_delta
 from loader.tables.files import LocalFiles
 from loader.tables.layout import Layout, read_layout
-from loader.tables.reader import RowGroupFiles, TableReader
+from loader.tables.reader import TableReader
 from loader.tables.snapshot import TableSnapshot, parquet_snapshot
 from sparkshard.storage import open_store
 
@@ -92,15 +92,16 @@ class TableSource:
         if pinned is None or (version is not None and version != pinned[0].version):
             pinned = self._pinned = self._load(version)
         snapshot, layout, schema = pinned
-        return TableReader(snapshot, layout, self._files(snapshot), schema, self.options.columns)
+        files = self._files(snapshot, layout)
+        return TableReader(snapshot, layout, files, schema, self.options.columns)
 
-    def _files(self, snapshot: TableSnapshot) -> RowGroupFiles:
+    def _files(self, snapshot: TableSnapshot, layout: Layout | None = None) -> Any:
         if not self.remote:
             return LocalFiles(snapshot, self.root)
         from loader.tables.remote import CachedFiles
 
         assert self.cache_dir is not None
-        return CachedFiles(snapshot, self.uri, Path(self.cache_dir), self.options)
+        return CachedFiles(snapshot, self.uri, Path(self.cache_dir), self.options, layout)
 
     def _load(self, version: int | None) -> tuple[TableSnapshot, Layout, Any]:
         if self.kind == "parquet" and version is not None:
@@ -111,7 +112,7 @@ class TableSource:
         else:
             snapshot = parquet_snapshot(store, self.uri, self.selection, self._sizes(store))
         files = self._files(snapshot)
-        layout = read_layout(snapshot, files.footer, files.deletions)  # type: ignore[attr-defined]
+        layout = read_layout(snapshot, files.footer, files.deletions)
         files.close()
         schema = _arrow_schema(snapshot, layout)
         log.info(
