@@ -11,6 +11,7 @@ load when first used::
       order/       pure: seeds, epoch order, partition, mix/ (weights, virtual shards, strata)
       read/        the Reader protocol, sources, DatasetReader, mapped shards, mixtures
       cache/       remote shards: cache directory, eviction, fetcher, read-ahead, reader
+      tables/      Delta tables and Parquet read in place (loaded only when a table is opened)
       dataset.py  dataloader.py  device.py  transforms.py  stats.py   (the torch glue)
 """
 

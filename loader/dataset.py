@@ -82,6 +82,8 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     ``parquet=FOLDER | GLOB | [files]`` reads a table in place instead (:mod:`loader.tables`):
     row groups play the role of shards, deletion vectors and column mapping are honoured, and
     ``local=`` is the cache directory of a remote table (not needed for a local one).
+    ``filter=`` keeps the rows that match DNF tuples (as for ``delta_to_shards``), decided
+    once at start-up from the filter's columns.
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         sampling_method: str = "balanced",
         delta: str | os.PathLike[str] | None = None,
         parquet: str | os.PathLike[str] | Sequence[str] | None = None,
+        filter: Sequence[Any] | None = None,
     ) -> None:
         shuffling = _shuffle_options(
             shuffle, shuffle_seed, shuffle_algo, shuffle_block_size, num_canonical_nodes
@@ -151,13 +154,15 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             if epoch_size is not None:
                 raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
             source: Source = open_source(
-                remote, local, split, options, version, delta=_path(delta), parquet=_paths(parquet)
-            )
+                remote, local, split, options, version,
+                delta=_path(delta), parquet=_paths(parquet), row_filter=filter,
+            )  # fmt: skip
             reader: Reader = source.open(version)
         else:
-            if any(v is not None for v in (remote, local, version, delta, parquet)):
+            if any(v is not None for v in (remote, local, version, delta, parquet, filter)):
                 raise ValueError(
-                    "with streams=, give remote=/local=/delta=/parquet=/version= on each Stream"
+                    "with streams=, give remote=/local=/delta=/parquet=/version= on each Stream "
+                    "(filter= applies to one table)"
                 )
 
             def stream_source(s: Stream) -> Source:

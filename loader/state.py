@@ -10,7 +10,9 @@ difference (mosaicml-streaming would silently resume into a different order).
 Mixtures of streams add ``streams`` (one line per stream: its data and samples per epoch),
 ``mixing`` and ``mix_stratum``. The curriculum rule (:func:`loader.order.mix.weights.mixture_may_change`):
 a state saved at an epoch boundary continues under the dataset's current mixture; within an
-epoch a changed mixture is refused like any other difference.
+epoch a changed mixture is refused like any other difference. The same rule holds for a
+table read in place (``delta=``/``parquet=``): another snapshot of the same table is accepted
+at an epoch boundary and refused within an epoch, naming the version to resume on.
 """
 
 from __future__ import annotations

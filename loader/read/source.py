@@ -78,6 +78,7 @@ def open_source(
     *,
     delta: str | None = None,
     parquet: str | Sequence[str] | None = None,
+    row_filter: Any = None,
 ) -> Source:
     """Where a dataset's shards come from (its ``version`` is pinned on the way):
 
@@ -86,14 +87,17 @@ def open_source(
       bounded by ``cache_limit``), never beside the shards: the directory may be read-only;
     - ``remote=`` with ``local=``: through the shard cache in ``local``;
     - ``delta=`` or ``parquet=``: a table read in place (:mod:`loader.tables`), row groups
-      as shards; ``local=`` is the cache of a remote table.
+      as shards, rows kept by ``row_filter`` (DNF tuples); ``local=`` is the cache of a
+      remote table.
     """
     from loader.cache.reader import RemoteSource
 
     if delta is not None or parquet is not None:
         from loader.tables import open_table
 
-        return open_table(delta, parquet, local, remote, split, options)
+        return open_table(delta, parquet, local, remote, split, options, row_filter)
+    if row_filter is not None:
+        raise ValueError("filter= applies to tables read in place (delta= or parquet=)")
 
     if local is None and remote is None:
         raise ValueError("StreamingDataset needs local= (a dataset directory) or remote=")

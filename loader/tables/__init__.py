@@ -39,10 +39,16 @@ def open_table(
     remote: str | None,
     split: str | None,
     options: ReadOptions,
+    row_filter: object = None,
 ) -> TableSource:
     """The source of ``delta=`` or ``parquet=`` (exactly one), refusing options that do not
-    apply to a table read in place."""
+    apply to a table read in place. ``row_filter``: DNF tuples, as for ``delta_to_shards``."""
     from loader.tables.source import TableSource, split_parquet
+    from sparkshard.delta.rowfilter import RowFilter
+
+    parsed = RowFilter.parse(row_filter)  # type: ignore[arg-type]
+    if parsed is not None:
+        parsed.to_arrow()  # a Spark SQL string is refused here, before anything is read
 
     if delta is not None and parquet is not None:
         raise ValueError("give delta= (a Delta table) or parquet= (Parquet files), not both")
@@ -56,7 +62,7 @@ def open_table(
     if delta is not None:
         if not isinstance(delta, str) or not delta:
             raise ValueError(f"delta= must be a table URI or path, got {delta!r}")
-        return TableSource("delta", delta.rstrip("/"), "", options, local)
+        return TableSource("delta", delta.rstrip("/"), "", options, local, parsed)
     assert parquet is not None
     root, selection = split_parquet(parquet)
-    return TableSource("parquet", root, selection, options, local)
+    return TableSource("parquet", root, selection, options, local, parsed)

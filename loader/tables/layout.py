@@ -17,7 +17,7 @@ import numpy as np
 
 from loader.tables.snapshot import TableSnapshot
 
-__all__ = ["FileLayout", "Layout", "read_layout"]
+__all__ = ["FileLayout", "Layout", "filtered", "read_layout"]
 
 _THREADS = 16
 
@@ -45,9 +45,13 @@ class Layout:
     shard_group: np.ndarray  # (shards,) row group within its file
     shard_sizes: np.ndarray  # (shards,) surviving rows
     first_row: np.ndarray  # (shards,) index in its file of the row group's first row
+    # With a row filter: each shard's selected rows (indexes within its row group).
+    selection: tuple[np.ndarray, ...] | None = None
 
     def kept(self, shard: int) -> np.ndarray | None:
         """Row indexes (within the row group) of its surviving rows; None when all survive."""
+        if self.selection is not None:
+            return self.selection[shard]
         file = self.files[int(self.shard_file[shard])]
         if not len(file.deleted):
             return None
@@ -130,4 +134,24 @@ def _assemble(files: Sequence[FileLayout], schema: Any) -> Layout:
         np.array(shard_group, np.int64),
         np.array(sizes, np.int64),
         np.array(firsts, np.int64),
+    )
+
+
+def filtered(
+    layout: Layout, select: Callable[[int], np.ndarray], threads: int = _THREADS
+) -> Layout:
+    """``layout`` keeping, of each shard, the rows ``select(shard)`` returns (indexes within
+    its row group, computed ``threads`` shards at a time); shards left empty are dropped."""
+    count = len(layout.shard_sizes)
+    with ThreadPoolExecutor(max(1, min(threads, count))) as pool:
+        chosen = list(pool.map(select, range(count)))
+    keep = np.array([len(c) > 0 for c in chosen], np.bool_)
+    return Layout(
+        layout.files,
+        layout.arrow_schema,
+        layout.shard_file[keep],
+        layout.shard_group[keep],
+        np.array([len(c) for c in chosen if len(c)], np.int64),
+        layout.first_row[keep],
+        tuple(np.asarray(c, np.int64) for c in chosen if len(c)),
     )

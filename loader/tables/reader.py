@@ -56,6 +56,7 @@ class TableReader:
         arrow_schema: Any,
         columns: Sequence[str] | None = None,
         memory_limit: int = _MEMORY_LIMIT,
+        fingerprint: str | None = None,
     ) -> None:
         self.snapshot, self.layout, self.files = snapshot, layout, files
         names = list(arrow_schema.names)
@@ -73,7 +74,7 @@ class TableReader:
         self._starts = np.concatenate([[0], np.cumsum(self.shard_sizes)])
         self.num_samples = int(self._starts[-1])
         self.version = snapshot.version
-        self.fingerprint = snapshot.fingerprint
+        self.fingerprint = fingerprint or snapshot.fingerprint
         self.memory_limit = memory_limit
         self._groups: OrderedDict[int, tuple[Stored, int]] = OrderedDict()
         self._held = 0

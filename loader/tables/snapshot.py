@@ -18,7 +18,13 @@ from urllib.parse import unquote
 
 from sparkshard.storage import Store
 
-__all__ = ["TableFile", "TableSnapshot", "parquet_snapshot", "table_fingerprint"]
+__all__ = [
+    "TableFile",
+    "TableSnapshot",
+    "filtered_fingerprint",
+    "parquet_snapshot",
+    "table_fingerprint",
+]
 
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
@@ -60,6 +66,14 @@ def table_fingerprint(kind: str, uri: str, version: int | None, files: Sequence[
     listed = [(f.path, f.size, f.deletion_vector) for f in files]
     content = hashlib.sha256(json.dumps([version, listed], sort_keys=True).encode()).hexdigest()
     return f"{kind}:{table}:{content[:16]}"
+
+
+def filtered_fingerprint(fingerprint: str, row_filter: object) -> str:
+    """A snapshot's fingerprint with a row filter folded into its table part: a state saved
+    with another filter is another dataset's, refused even at an epoch boundary."""
+    kind, table, content = fingerprint.split(":")
+    text = json.dumps([table, row_filter], sort_keys=True, default=str)
+    return f"{kind}:{hashlib.sha256(text.encode()).hexdigest()[:16]}:{content}"
 
 
 def parquet_snapshot(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 from loader.read.source import ReadOptions, is_cloud
 from loader.tables.delta_log import load_delta
 from loader.tables.files import LocalFiles
-from loader.tables.layout import Layout, read_layout
+from loader.tables.layout import Layout, filtered, read_layout
 from loader.tables.reader import TableReader
-from loader.tables.snapshot import TableSnapshot, parquet_snapshot
+from loader.tables.snapshot import TableSnapshot, filtered_fingerprint, parquet_snapshot
+from sparkshard.errors import SchemaError
 from sparkshard.storage import open_store
 
 __all__ = ["TableSource", "split_parquet"]
@@ -61,8 +63,11 @@ class TableSource:
         selection: str | list[str],
         options: ReadOptions,
         cache_dir: str | None,
+        row_filter: Any = None,
     ) -> None:
+        """``row_filter``: a :class:`sparkshard.delta.rowfilter.RowFilter` (DNF terms) or None."""
         self.kind, self.uri, self.selection, self.options = kind, uri, selection, options
+        self.row_filter = row_filter
         self.remote = is_cloud(uri)
         self.per_process = self.remote  # cache locks and fetch threads belong to a process
         if self.remote and cache_dir is None:
@@ -81,7 +86,7 @@ class TableSource:
                 f"{uri} is local and read in place, so nothing is cached: drop cache_limit"
             )
         self.cache_dir = cache_dir
-        self._pinned: tuple[TableSnapshot, Layout, Any] | None = None
+        self._pinned: tuple[TableSnapshot, Layout, Any, str] | None = None
 
     @property
     def root(self) -> Path:
@@ -91,9 +96,10 @@ class TableSource:
         pinned = self._pinned
         if pinned is None or (version is not None and version != pinned[0].version):
             pinned = self._pinned = self._load(version)
-        snapshot, layout, schema = pinned
+        snapshot, layout, schema, fingerprint = pinned
         files = self._files(snapshot, layout)
-        return TableReader(snapshot, layout, files, schema, self.options.columns)
+        columns = self.options.columns
+        return TableReader(snapshot, layout, files, schema, columns, fingerprint=fingerprint)
 
     def _files(self, snapshot: TableSnapshot, layout: Layout | None = None) -> Any:
         if not self.remote:
@@ -103,7 +109,7 @@ class TableSource:
         assert self.cache_dir is not None
         return CachedFiles(snapshot, self.uri, Path(self.cache_dir), self.options, layout)
 
-    def _load(self, version: int | None) -> tuple[TableSnapshot, Layout, Any]:
+    def _load(self, version: int | None) -> tuple[TableSnapshot, Layout, Any, str]:
         if self.kind == "parquet" and version is not None:
             raise ValueError("parquet= has no versions: version= applies to delta= tables")
         store = open_store(self.uri, self.options.storage_options if self.remote else None)
@@ -115,11 +121,44 @@ class TableSource:
         layout = read_layout(snapshot, files.footer, files.deletions)
         files.close()
         schema = _arrow_schema(snapshot, layout)
+        fingerprint = snapshot.fingerprint
+        if self.row_filter is not None:
+            layout = self._filtered(snapshot, layout, schema)
+            fingerprint = filtered_fingerprint(fingerprint, self.row_filter.to_json())
         log.info(
             "%s: %d files, %d row groups, %d rows", snapshot.name, len(snapshot.files),
             len(layout.shard_sizes), int(layout.shard_sizes.sum()),
         )  # fmt: skip
-        return snapshot, layout, schema
+        return snapshot, layout, schema, fingerprint
+
+    def _filtered(self, snapshot: TableSnapshot, layout: Layout, schema: Any) -> Layout:
+        """The layout of the rows ``row_filter`` keeps: the filter's columns of every row
+        group are read once, here (start-up then grows with those columns' rows)."""
+        import numpy as np
+        import pyarrow as pa
+
+        expression = self.row_filter.to_arrow()
+        names = sorted({c for group in self.row_filter.clauses for c, _, _ in group})
+        missing = [n for n in names if n not in schema.names]
+        if missing:
+            raise SchemaError(
+                f"filter= names columns {missing}, which {snapshot.name} lacks; its columns "
+                f"are {schema.names}"
+            )
+        local = threading.local()
+
+        def select(shard: int) -> np.ndarray:
+            if not hasattr(local, "reader"):
+                files = self._files(snapshot, layout)
+                local.reader = TableReader(snapshot, layout, files, schema, names)
+            table = local.reader._logical(shard)
+            rows = pa.array(np.arange(table.num_rows))
+            chosen = table.append_column("__row", rows).filter(expression).column("__row")
+            picked = np.asarray(chosen.to_numpy(), np.int64)
+            kept = layout.kept(shard)
+            return kept[picked] if kept is not None else picked
+
+        return filtered(layout, select)
 
     def _sizes(self, store: Any) -> Mapping[str, int]:
         if self.remote:

@@ -20,7 +20,7 @@ from table_data import deltalake_rows, ids_table, small_groups
 
 import sparkshard
 from loader import DatasetReader, StreamingDataset
-from sparkshard.errors import CorruptShardError, UnsupportedSourceError
+from sparkshard.errors import CorruptShardError, SchemaError, UnsupportedSourceError
 
 
 def plain(value: Any) -> Any:
@@ -246,3 +246,27 @@ def test_nothing_is_written_into_the_table_directory(typed_table: Path, tmp_path
     ds.load_state_dict(ds.state_dict())
     [ds[i] for i in range(ds.num_samples)]
     assert sorted((p.relative_to(uri), p.stat().st_mtime_ns) for p in uri.rglob("*")) == before
+
+
+def test_filter_keeps_matching_rows_of_the_pinned_version(tmp_path: Path) -> None:
+    uri = tmp_path / "f"
+    ids = np.arange(2000)
+    table = ids_table(ids).append_column("split", pa.array(np.where(ids % 4 == 0, "test", "train")))
+    write_deltalake(uri, table, partition_by=["split"], writer_properties=small_groups(128))
+    files = [a["path"] for a in pa.table(DeltaTable(str(uri)).get_add_actions()).to_pylist()]
+    train = next(p for p in files if "split=train" in p)
+    delete_rows(uri, {train: list(range(0, 300))})  # deletion vectors and the filter combine
+    wanted = [("split", "=", "train"), ("label", "in", [1, 2, 3])]
+    ds = StreamingDataset(delta=str(uri), filter=wanted, batch_size=64, shuffle=True)
+    expected = sorted(
+        r["id"] for r in deltalake_rows(uri) if r["split"] == "train" and r["label"] in (1, 2, 3)
+    )
+    seen = np.concatenate([np.asarray(b["id"]) for b in ds.iter_batches()])[: ds.num_samples]
+    assert ds.num_samples == len(expected) and sorted(seen.tolist()) == expected
+    assert all(ds[i]["split"] == "train" for i in range(0, ds.num_samples, 97))
+    unfiltered = StreamingDataset(delta=str(uri))
+    assert ds.fingerprint().dataset_fingerprint != unfiltered.fingerprint().dataset_fingerprint
+    with pytest.raises(SchemaError, match="nope"):
+        StreamingDataset(delta=str(uri), filter=[("nope", "=", 1)])
+    with pytest.raises(ValueError, match="Spark SQL"):
+        StreamingDataset(delta=str(uri), filter="label = 1")
