@@ -37,22 +37,38 @@ def z85_encode(data: bytes) -> str:
     return "".join(out)
 
 
-def roaring32(values: np.ndarray) -> bytes:
-    """Portable 32-bit RoaringBitmap serialization without run containers."""
+def _runs(low: np.ndarray) -> bytes:
+    breaks = np.flatnonzero(np.diff(low.astype(np.int64)) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(low)]])
+    pairs = [(int(low[a]), int(b - a - 1)) for a, b in zip(starts, ends)]
+    return struct.pack("<H", len(pairs)) + b"".join(struct.pack("<HH", *p) for p in pairs)
+
+
+def roaring32(values: np.ndarray, runs: bool = False) -> bytes:
+    """Portable 32-bit RoaringBitmap serialization; ``runs``: every container as runs (as
+    ``runOptimize`` leaves long stretches), else array and bitmap containers."""
     values = np.unique(values.astype(np.uint32))
     keys = np.unique(values >> 16)
     containers = []
     for key in keys.tolist():
         low = (values[(values >> 16) == key] & 0xFFFF).astype(np.uint16)
-        if len(low) > 4096:
+        if runs:
+            containers.append((key, len(low), _runs(low)))
+        elif len(low) > 4096:
             bits = np.zeros(65536, np.uint8)
             bits[low] = 1
             containers.append((key, len(low), np.packbits(bits, bitorder="little").tobytes()))
         else:
             containers.append((key, len(low), low.astype("<u2").tobytes()))
     n = len(containers)
-    head = struct.pack("<II", 12346, n)
+    if runs:
+        head = struct.pack("<I", 12347 | ((n - 1) << 16)) + b"\xff" * ((n + 7) // 8)
+    else:
+        head = struct.pack("<II", 12346, n)
     head += b"".join(struct.pack("<HH", k, c - 1) for k, c, _ in containers)
+    if runs and n < 4:  # run bitmaps with fewer than 4 containers carry no offsets
+        return head + b"".join(b for _, _, b in containers)
     start = len(head) + 4 * n
     offsets, pos = [], start
     for _, _, body in containers:
@@ -61,13 +77,14 @@ def roaring32(values: np.ndarray) -> bytes:
     return head + struct.pack(f"<{n}I", *offsets) + b"".join(b for _, _, b in containers)
 
 
-def serialized_dv(rows: Sequence[int]) -> bytes:
+def serialized_dv(rows: Sequence[int], runs: bool = False) -> bytes:
     """Magic + 64-bit Roaring (one 32-bit bitmap per high key)."""
     array = np.asarray(rows, np.int64)
     highs = np.unique(array >> 32)
     out = struct.pack("<iq", 1681511377, len(highs))
     for high in highs.tolist():
-        out += struct.pack("<I", high) + roaring32(array[(array >> 32) == high] & 0xFFFFFFFF)
+        low = array[(array >> 32) == high] & 0xFFFFFFFF
+        out += struct.pack("<I", high) + roaring32(low, runs)
     return out
 
 
