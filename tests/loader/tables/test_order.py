@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from simulate import round_robin
 from small_datasets import write_dataset
 from table_data import N
 
-from loader import Stream, StreamingDataLoader, StreamingDataset, Topology
+from loader import FieldSpec, Stream, StreamingDataLoader, StreamingDataset, Topology
 from loader.order.epoch import EpochOrder
 
 
@@ -156,3 +157,18 @@ def test_delta_and_mds_streams_mix(id_table: Path, tmp_path: Path) -> None:
     assert state["epoch"] == 1 and any("fingerprint=delta:" in s for s in state["streams"])
     with pytest.raises(ValueError, match="delta= .*not both|give delta="):
         StreamingDataset(delta=str(id_table), parquet=str(id_table))
+
+
+def test_loader_options_work_on_tables(id_table: Path) -> None:
+    ds = StreamingDataset(delta=str(id_table), batch_size=100, shuffle=True, columns=["id", "text"])
+    fields = [FieldSpec("text", len, per_sample=True)]
+    loader = StreamingDataLoader(ds, batch_size=100, fields=fields, output="numpy")
+    batches = list(loader)
+    assert all(isinstance(b["id"], np.ndarray) for b in batches)
+    ids = np.concatenate([b["id"] for b in batches])
+    lengths = np.concatenate([np.asarray(b["text"]) for b in batches])
+    assert lengths.tolist() == [len(f"row {i}") for i in ids.tolist()]
+    stats = loader.stats()
+    assert stats.samples == N and stats.bytes_read > 0
+    torch_batch = next(iter(StreamingDataLoader(ds, batch_size=100, num_workers=0)))
+    assert torch_batch["id"].dtype == torch.int64 and len(torch_batch["text"]) == 100
