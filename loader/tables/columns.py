@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loader.read.mapped import _from_matrix
 from sparkshard.errors import SchemaError
 from sparkshard.format.arrow_encode import encode_column
-from sparkshard.format.encodings import get_encoding
+from sparkshard.format.encodings import NDArray, get_encoding
 from sparkshard.format.schema import ColumnSpec
 
 __all__ = ["logical_table", "partition_array", "stored_columns"]
@@ -57,7 +58,31 @@ def _decoded(spec: ColumnSpec, payloads: pa.Array, array: pa.Array) -> Any:
         data, offsets = _payload_bytes(payloads), _offsets(payloads)
         view = memoryview(data.data).toreadonly()
         return [view[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    vectors = _vectors(encoding, array)
+    if vectors is not None:
+        return vectors
     return [encoding.decode(v) for v in payloads.to_pylist()]
+
+
+def _vectors(encoding: Any, array: pa.Array) -> list[np.ndarray] | None:
+    """A one-level list of numbers as the 1-D arrays its ``ndarray`` encoding decodes to,
+    sliced from the flattened values (no per-value decode); None for anything else."""
+    if not isinstance(encoding, NDArray) or encoding.dtype is None:
+        return None
+    t = array.type
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+        return None
+    if not (pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type)):
+        return None
+    flat = pc.list_flatten(array)
+    if flat.null_count:
+        return None  # encode_column has refused it already; keep one code path for errors
+    values = np.asarray(flat.to_numpy(zero_copy_only=False)).astype(encoding.dtype, copy=False)
+    values.flags.writeable = False  # as the MDS path's views of a shard
+    lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy().astype(np.int64)
+    ends = np.cumsum(lengths).tolist()
+    starts = [0, *ends[:-1]]
+    return [values[a:b] for a, b in zip(starts, ends)]
 
 
 def _offsets(payloads: pa.Array) -> np.ndarray:
