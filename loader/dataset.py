@@ -161,8 +161,8 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         else:
             if any(v is not None for v in (remote, local, version, delta, parquet, filter)):
                 raise ValueError(
-                    "with streams=, give remote=/local=/delta=/parquet=/version= on each Stream "
-                    "(filter= applies to one table)"
+                    "with streams=, give remote=/local=/version= on each Stream (or delta=/"
+                    "parquet=; filter= applies to one table read in place)"
                 )
 
             def stream_source(s: Stream) -> Source:
