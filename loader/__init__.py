@@ -13,6 +13,7 @@ load when first used::
       cache/       remote shards: cache directory, eviction, fetcher, read-ahead, reader
       samples.py   the per-sample path: Mosaic-style overrides, indexing, collate_samples
       shards.py    Mosaic's per-shard attributes (samples_per_shard, spanner, ...)
+      tables/      Delta tables and Parquet read in place (loaded only when a table is opened)
       dataset.py  dataloader.py  device.py  transforms.py  stats.py   (the torch glue)
 """
 

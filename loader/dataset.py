@@ -90,6 +90,13 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
     ``epoch_size``, ``batching_method`` (``"random"`` or ``"stratified"``) and
     ``sampling_method`` (``"balanced"`` or ``"fixed"``) as in Mosaic; ``split`` and
     ``verify_hashes`` are defaults for the streams, the other options apply to every stream.
+
+    ``delta=URI`` (with ``version=``, default the latest, pinned when opened) or
+    ``parquet=FOLDER | GLOB | [files]`` reads a table in place instead (:mod:`loader.tables`):
+    row groups play the role of shards, deletion vectors and column mapping are honoured, and
+    ``local=`` is the cache directory of a remote table (not needed for a local one).
+    ``filter=`` keeps the rows that match DNF tuples (as for ``delta_to_shards``), decided
+    once at start-up from the filter's columns.
     """
 
     def __init__(
@@ -123,6 +130,9 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
         epoch_size: int | str | None = None,
         batching_method: str = "random",
         sampling_method: str = "balanced",
+        delta: str | os.PathLike[str] | None = None,
+        parquet: str | os.PathLike[str] | Sequence[str] | None = None,
+        filter: Sequence[Any] | None = None,
     ) -> None:
         shuffling = _shuffle_options(
             shuffle, shuffle_seed, shuffle_algo, shuffle_block_size, num_canonical_nodes
@@ -162,16 +172,25 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
         if streams is None:
             if epoch_size is not None:
                 raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
-            source: Source = open_source(remote, local, split, options, version)
+            source: Source = open_source(
+                remote, local, split, options, version,
+                delta=_path(delta), parquet=_paths(parquet), row_filter=filter,
+            )  # fmt: skip
             reader: Reader = source.open(version)
             self.stream_shards: tuple[int, ...] = (len(reader.shard_sizes),)
         else:
-            if remote is not None or local is not None or version is not None:
-                raise ValueError("with streams=, give remote=/local=/version= on each Stream")
+            if any(v is not None for v in (remote, local, version, delta, parquet, filter)):
+                raise ValueError(
+                    "with streams=, give remote=/local=/version= on each Stream (or delta=/"
+                    "parquet=; filter= applies to one table read in place)"
+                )
 
             def stream_source(s: Stream) -> Source:
                 verify = options.with_verify(s.verify_hashes)
-                return open_source(s.remote, s.local, s.split or split, verify, s.version)
+                return open_source(
+                    s.remote, s.local, s.split or split, verify, s.version,
+                    delta=s.delta, parquet=s.parquet,
+                )  # fmt: skip
 
             self._mixture, source, mixed = open_mixture(
                 streams,
@@ -184,7 +203,9 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
             reader = mixed
         self._source: Source = source
         self._reader_handle: Reader | None = reader
-        remotes = [remote] if streams is None else [s.remote for s in streams]
+        remotes = [remote, _path(delta), _root(parquet)]
+        if streams is not None:
+            remotes = [u for s in streams for u in (s.remote, s.delta, _root(s.parquet))]
         self._cloud = any(is_cloud(r) for r in remotes)
         self._pid = os.getpid()
         self.version = reader.version
@@ -461,6 +482,22 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
         self._epoch, self._start = state.epoch, state.sample_in_epoch
         self._progress, self._order = None, None
         logger.info("resuming at epoch %d, sample %d", state.epoch, state.sample_in_epoch)
+
+
+def _path(value: str | os.PathLike[str] | None) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+def _paths(value: str | os.PathLike[str] | Sequence[str] | None) -> str | Sequence[str] | None:
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return _path(value)
+    return [os.fspath(v) for v in value]
+
+
+def _root(value: str | os.PathLike[str] | Sequence[str] | None) -> str | None:
+    """One location of ``parquet=`` (to tell whether it is in the cloud)."""
+    paths = _paths(value)
+    return paths if paths is None or isinstance(paths, str) else (paths[0] if paths else None)
 
 
 def _end_epoch(reader: Reader) -> None:

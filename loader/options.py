@@ -148,6 +148,9 @@ class Stream:
 
     ``verify_hashes`` (``None``: the dataset's setting) checks each shard against the hash in
     its index. ``version`` pins the dataset version (``None``: the latest when opened).
+    ``delta=`` (a Delta table, ``version`` its Delta version) or ``parquet=`` (a folder, glob
+    or list of Parquet files) reads a table in place instead of an MDS dataset; ``local=`` is
+    then the cache directory of a remote table.
     """
 
     remote: str | None = None
@@ -158,10 +161,17 @@ class Stream:
     repeat: float | None = None
     choose: int | None = None
     verify_hashes: bool | None = None
+    delta: str | None = None
+    parquet: str | tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.remote is None and self.local is None:
-            raise ValueError("Stream needs remote= (where the dataset lives) or local= (or both)")
+        if isinstance(self.parquet, (list, tuple)):
+            object.__setattr__(self, "parquet", tuple(str(p) for p in self.parquet))
+        if self.remote is None and self.local is None and self.table is None:
+            raise ValueError(
+                "Stream needs remote= (where the dataset lives) or local= (or both), or delta= "
+                "/ parquet= for a table read in place"
+            )
         for name in ("remote", "local", "split"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
@@ -197,9 +207,18 @@ class Stream:
             raise ValueError(f"Stream verify_hashes= must be a bool, got {self.verify_hashes!r}")
 
     @property
+    def table(self) -> str | None:
+        """The table read in place (``delta=`` or ``parquet=``), for messages; None if MDS."""
+        if self.delta is not None:
+            return self.delta
+        if isinstance(self.parquet, tuple):
+            return self.parquet[0] if self.parquet else ""
+        return self.parquet
+
+    @property
     def name(self) -> str:
         """A short name for messages: the remote (or local) location, with the split."""
-        where = self.remote if self.remote is not None else self.local
+        where = self.table or (self.remote if self.remote is not None else self.local)
         return f"{where!r}" + (f" (split {self.split!r})" if self.split else "")
 
     @property

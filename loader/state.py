@@ -14,7 +14,9 @@ says what resuming at either epoch boundary gives and how to ask for it explicit
 Mixtures of streams add ``streams`` (one line per stream: its data and samples per epoch),
 ``mixing`` and ``mix_stratum``. The curriculum rule (:func:`loader.order.mix.weights.mixture_may_change`):
 a state saved at an epoch boundary continues under the dataset's current mixture; within an
-epoch a changed mixture is refused like any other difference.
+epoch a changed mixture is refused like any other difference. The same rule holds for a
+table read in place (``delta=``/``parquet=``): another snapshot of the same table is accepted
+at an epoch boundary and refused within an epoch, naming the version to resume on.
 """
 
 from __future__ import annotations
@@ -64,6 +66,20 @@ class Fingerprint:
             if theirs != mine:
                 lines.append(f"stream {i}: state has {theirs!r}, dataset has {mine!r}")
         return lines
+
+
+# What may differ between two snapshots of one table read in place (delta=/parquet=).
+_TABLE_FIELDS = frozenset({"dataset_version", "dataset_fingerprint", "num_samples"})
+
+
+def _same_table(a: Fingerprint, b: Fingerprint) -> bool:
+    """Both fingerprints are of one table read in place (``kind:table:content``)."""
+    parts_a, parts_b = a.dataset_fingerprint.split(":"), b.dataset_fingerprint.split(":")
+    return (
+        len(parts_a) == len(parts_b) == 3
+        and parts_a[0] in ("delta", "parquet")
+        and parts_a[:2] == parts_b[:2]
+    )
 
 
 # Fingerprint fields that are counts; a state carries them as ints (also after JSON).
@@ -155,6 +171,17 @@ class ResumeState:
         mixture = bool(expected.streams or self.fingerprint.streams)
         if mixture_may_change(changed, self.sample_in_epoch, mixture):
             return  # the curriculum rule: a new mixture starts at an epoch boundary
+        if _same_table(expected, self.fingerprint) and changed <= _TABLE_FIELDS:
+            if self.sample_in_epoch == 0:
+                return  # a table read in place moved on: the next epoch reads the new version
+            raise ResumeStateError(
+                f"the table changed within epoch {self.epoch} ({self.sample_in_epoch} of "
+                f"{self.fingerprint.num_samples} samples consumed):\n  "
+                + "\n  ".join(diffs)
+                + f"\nResume epoch {self.epoch} on the version it started with (version="
+                f"{self.fingerprint.dataset_version}), or start epoch {self.epoch + 1} on the "
+                f"new one by loading the state with epoch={self.epoch + 1} and sample_in_epoch=0."
+            )
         if mixture and changed <= MIXTURE_FIELDS:
             raise ResumeStateError(
                 f"the mixture changed within epoch {self.epoch} ({self.sample_in_epoch} of "

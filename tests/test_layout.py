@@ -111,3 +111,21 @@ def test_the_error_tree_is_drawn_with_every_error() -> None:
 @pytest.mark.parametrize("name", sorted(sparkshard.__all__))
 def test_every_top_level_name_resolves(name: str) -> None:
     assert getattr(sparkshard, name) is not None
+
+
+def test_loader_tables_load_delta_and_parquet_readers_only_when_a_table_is_opened() -> None:
+    # loader.tables reads Delta tables and Parquet in place; importing it (what a dataset
+    # with delta=/parquet= does first) must not load deltalake, pyarrow.parquet, pyspark
+    # or torch, nor the writing side (sparkshard.delta's RowFilter loads with a filter=).
+    code = (
+        "import json, sys, loader.tables, loader.tables.source, loader.tables.remote; "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO
+    )
+    loaded = json.loads(out.stdout)
+    wrong = [m for m in loaded if m.startswith(WRITING_SIDE)]
+    wrong += [m for m in loaded if m.split(".")[0] in ("pyspark", "deltalake", "torch")]
+    wrong += [m for m in loaded if m == "pyarrow.parquet"]
+    assert not wrong, f"import loader.tables loaded {wrong}"

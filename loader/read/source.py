@@ -7,7 +7,7 @@ of the dataset shares.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -75,15 +75,29 @@ def open_source(
     split: str | None,
     options: ReadOptions,
     version: int | None = None,
+    *,
+    delta: str | None = None,
+    parquet: str | Sequence[str] | None = None,
+    row_filter: Any = None,
 ) -> Source:
     """Where a dataset's shards come from (its ``version`` is pinned on the way):
 
     - a local directory: read in place when its shards are uncompressed; compressed shards are
       decompressed into a local cache (:func:`loader.cache.directory.default_cache_dir`,
       bounded by ``cache_limit``), never beside the shards: the directory may be read-only;
-    - ``remote=`` with ``local=``: through the shard cache in ``local``.
+    - ``remote=`` with ``local=``: through the shard cache in ``local``;
+    - ``delta=`` or ``parquet=``: a table read in place (:mod:`loader.tables`), row groups
+      as shards, rows kept by ``row_filter`` (DNF tuples); ``local=`` is the cache of a
+      remote table.
     """
     from loader.cache.reader import RemoteSource
+
+    if delta is not None or parquet is not None:
+        from loader.tables import open_table
+
+        return open_table(delta, parquet, local, remote, split, options, row_filter)
+    if row_filter is not None:
+        raise ValueError("filter= applies to tables read in place (delta= or parquet=)")
 
     if local is None and remote is None:
         raise ValueError("StreamingDataset needs local= (a dataset directory) or remote=")

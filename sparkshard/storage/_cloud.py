@@ -117,6 +117,39 @@ class CloudStore:
                 return b""
             raise self._error(exc, "read", key) from exc
 
+    def read_pinned(
+        self, key: str, span: tuple[int, int] | int, e_tag: str | None = None
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Bytes ``span`` (``(start, end)``, or an ``int`` n: the last n bytes) of ``key``
+        and the object's ``{size, e_tag, version}``. With ``e_tag`` the GET is conditional
+        (If-Match): an object replaced under the same name raises ``FileExistsError``."""
+        obstore = self._obstore()
+        check_key(key, self._url)
+        options: dict[str, Any] = {
+            "range": {"suffix": span} if isinstance(span, int) else (span[0], span[1])
+        }
+        if e_tag is not None:
+            options["if_match"] = e_tag
+
+        def get() -> tuple[bytes, dict[str, Any]]:
+            result = obstore.get(self._native(), key, options=options)
+            meta = result.meta
+            data = bytes(result.bytes())
+            return data, {
+                "size": meta["size"],
+                "e_tag": meta.get("e_tag"),
+                "version": meta.get("version"),
+            }
+
+        try:
+            return self._retrying(get)
+        except Exception as exc:
+            if type(exc).__name__ == "PreconditionError":
+                raise FileExistsError(
+                    f"{self._target(key)} changed (its ETag is no longer {e_tag})"
+                ) from exc
+            raise self._error(exc, "read", key) from exc
+
     def write(self, key: str, data: bytes) -> None:
         obstore = self._obstore()
         check_key(key, self._url)

@@ -1,0 +1,279 @@
+"""Reading tables in place: ``StreamingDataset(delta=...)`` / ``parquet=`` vs the MDS path,
+vs convert-then-read, and start-up on a table of 10,000 files.
+
+    python -m benchmarks inplace [-- --workloads w1,w2 --workers 0,2 --scale 1 --no-spark]
+
+- A shuffled epoch's samples/s with 0 and 2 workers on W1 and W2 as a Delta table written by
+  delta-rs, as Parquet written by Spark (``df.write.parquet``, read with ``parquet=``), and
+  as our MDS shards of the same rows (warm: the files are in the page cache after a first
+  pass). Goal: in place >= 50% of warm MDS.
+- End to end to the end of the first epoch: ours ``delta_to_shards`` + first epoch, Mosaic
+  ``dataframe_to_mds`` (Spark, in the Mosaic venv) + its first epoch, vs in place (start-up
+  and first epoch). Goal: in place faster than any convert-then-read.
+- Peers: LitData's Parquet streaming (``ParquetLoader``, which needs polars: reported
+  as skipped when the LitData venv lacks it, we install nothing); DeltaTorch is not
+  installed here and is not attempted (it breaks on deltalake >= 1.0, which we pin).
+- Start-up on a synthesized Delta table of 10,000 files: time to first batch, peak RSS.
+
+Children (main venv): ``epoch KIND PATH --workers W --workload NAME``, ``convert DELTA OUT
+--workload NAME``, ``startup DELTA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_loader import prepare_workload
+from benchmarks.common import (
+    Ratio,
+    emit_result,
+    litdata_python,
+    machine_note,
+    main_python,
+    mosaic_python,
+    output_dir,
+    print_ratios,
+    run_child,
+    spark_session,
+    workload,
+    write_parquet,
+)
+
+ME = "benchmarks.bench_inplace"
+BATCH = 256
+GROUP_ROWS = 65_536  # rows per row group of the delta-rs tables
+
+
+# --- preparing the tables ---------------------------------------------------------------
+def prepare_delta(name: str, scale: float) -> Path:
+    from deltalake import WriterProperties, write_deltalake
+
+    table = workload(name)
+    rows = max(int(table.num_rows * scale), BATCH)
+    path = output_dir("inplace") / f"{name}-{rows}-delta"
+    if not (path / "_delta_log").exists():
+        props = WriterProperties(max_row_group_size=GROUP_ROWS, compression="SNAPPY")
+        write_deltalake(path, table.slice(0, rows), writer_properties=props)
+    return path
+
+
+def prepare_spark_parquet(name: str, scale: float) -> Path:
+    table = workload(name)
+    rows = max(int(table.num_rows * scale), BATCH)
+    path = output_dir("inplace") / f"{name}-{rows}-spark"
+    if not (path / "_SUCCESS").exists():
+        source = write_parquet(table.slice(0, rows), path.with_suffix(".input.parquet"))
+        spark = spark_session()
+        spark.read.parquet(str(source)).repartition(4).write.mode("overwrite").parquet(str(path))
+        spark.stop()
+    return path
+
+
+def prepare_many_files(files: int = 10_000, rows: int = 20) -> Path:
+    """A Delta table of ``files`` small Parquet files, committed in one log entry."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = output_dir("inplace") / f"many-{files}"
+    if (path / "_delta_log" / f"{0:020d}.json").exists():
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    (path / "_delta_log").mkdir(parents=True)
+    schema = {"type": "struct", "fields": [
+        {"name": "id", "type": "long", "nullable": True, "metadata": {}},
+        {"name": "x", "type": "double", "nullable": True, "metadata": {}},
+    ]}  # fmt: skip
+    actions: list[dict[str, Any]] = [
+        {"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}},
+        {"metaData": {"id": str(uuid.uuid4()), "format": {"provider": "parquet", "options": {}},
+                      "schemaString": json.dumps(schema), "partitionColumns": [],
+                      "configuration": {}, "createdTime": 0}},
+    ]  # fmt: skip
+    for f in range(files):
+        ids = np.arange(f * rows, (f + 1) * rows, dtype=np.int64)
+        name = f"part-{f:05d}.parquet"
+        pq.write_table(pa.table({"id": ids, "x": ids * 0.5}), path / name)
+        size = (path / name).stat().st_size
+        actions.append({"add": {"path": name, "partitionValues": {}, "size": size,
+                                "modificationTime": 0, "dataChange": True}})  # fmt: skip
+    lines = "\n".join(json.dumps(a) for a in actions) + "\n"
+    (path / "_delta_log" / f"{0:020d}.json").write_text(lines)
+    return path
+
+
+# --- children (main venv) -----------------------------------------------------------------
+def child_epoch(kind: str, path: str, workers: int) -> dict[str, Any]:
+    from loader import StreamingDataLoader, StreamingDataset
+
+    began = time.perf_counter()
+    where = {"delta": {"delta": path}, "parquet": {"parquet": path}, "mds": {"local": path}}
+    ds = StreamingDataset(**where[kind], batch_size=BATCH, shuffle=True)  # type: ignore[arg-type]
+    loader = StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers)
+    samples, first = 0, None
+    start = time.perf_counter()
+    for batch in loader:
+        if first is None:
+            first = time.perf_counter() - began
+        samples += len(batch["id"])
+    seconds = time.perf_counter() - start
+    return {"samples": samples, "seconds": seconds, "first_batch": first,
+            "total": time.perf_counter() - began}  # fmt: skip
+
+
+def child_convert(delta: str, out: str) -> dict[str, Any]:
+    import sparkshard
+
+    shutil.rmtree(out, ignore_errors=True)
+    began = time.perf_counter()
+    sparkshard.delta_to_shards(delta, out, compression=None)
+    return {"seconds": time.perf_counter() - began}
+
+
+def child_startup(delta: str) -> dict[str, Any]:
+    from loader import StreamingDataset
+
+    began = time.perf_counter()
+    ds = StreamingDataset(delta=delta, batch_size=BATCH, shuffle=True)
+    opened = time.perf_counter() - began
+    next(iter(ds.iter_batches()))
+    return {"open": opened, "first_batch": time.perf_counter() - began, "rows": ds.num_samples,
+            "row_groups": len(ds.shard_sizes)}  # fmt: skip
+
+
+# --- the comparisons ----------------------------------------------------------------------
+def _epoch(kind: str, path: Path, workers: int) -> dict[str, Any]:
+    argv = [main_python(), "-m", ME, "epoch", kind, str(path), "--workers", str(workers)]
+    return run_child(argv, timeout=3600).result
+
+
+def _sps(result: dict[str, Any]) -> float:
+    return float(result["samples"] / result["seconds"])
+
+
+def throughput(name: str, scale: float, workers: list[int], spark: bool) -> list[Ratio]:
+    delta, mds = prepare_delta(name, scale), prepare_workload(name, scale)
+    sources = [("delta-rs Delta", "delta", delta)]
+    if spark:
+        sources.append(("Spark Parquet", "parquet", prepare_spark_parquet(name, scale)))
+    rows = []
+    for w in workers:
+        _epoch("mds", mds, w)  # warm the page cache
+        warm = _sps(_epoch("mds", mds, w))
+        for label, kind, path in sources:
+            ours = _epoch(kind, path, w)
+            note = "goal >= 0.5x" + (f"; first batch {ours['first_batch']:.2f}s" if w == 0 else "")
+            metric = f"{name} {label} in place vs warm MDS, {w} workers"
+            rows.append(Ratio(metric, _sps(ours), warm, "samples/s", note=note))
+    rows.append(litdata_parquet(name, scale))
+    return rows
+
+
+def litdata_parquet(name: str, scale: float) -> Ratio:
+    metric = f"{name} in place vs LitData Parquet streaming"
+    peer = litdata_python()
+    if peer is None:
+        return Ratio(metric, 0.0, 0.0, "samples/s", note="skipped: no .venv-litdata")
+    probe = "import polars"
+    import subprocess
+
+    if subprocess.run([str(peer), "-c", probe], check=False, capture_output=True).returncode != 0:
+        note = "skipped: LitData's ParquetLoader needs polars, absent from .venv-litdata"
+        return Ratio(metric, 0.0, 0.0, "samples/s", note=note)
+    return Ratio(metric, 0.0, 0.0, "samples/s", note="polars present: not wired here")
+
+
+def end_to_end(name: str, scale: float) -> list[Ratio]:
+    delta = prepare_delta(name, scale)
+    inplace = _epoch("delta", delta, 0)
+    out = output_dir("inplace") / f"{name}-converted"
+    convert = run_child([main_python(), "-m", ME, "convert", str(delta), str(out)], timeout=3600)
+    ours_epoch = _epoch("mds", out, 0)
+    ours_total = convert.result["seconds"] + ours_epoch["total"]
+    rows = [Ratio(f"{name} end to end: in place vs delta_to_shards + epoch", inplace["total"],
+                  ours_total, "s", higher_is_better=False, note="goal > 1x")]  # fmt: skip
+    # The same rows with the same types: Delta has no fixed-size arrays, so W1's x is a list
+    # column both in place and after delta_to_shards (the MDS rows above store it as (16,)).
+    warm = _epoch("mds", out, 0)
+    note = "in place vs warm MDS of delta_to_shards' output (same types), 0 workers"
+    rows.append(Ratio(f"{name} in place vs warm converted MDS", _sps(inplace), _sps(warm),
+                      "samples/s", note=note))  # fmt: skip
+    peer = mosaic_python()
+    if peer is not None:
+        rows_in = _rows(delta)
+        source = write_parquet(
+            workload(name).slice(0, rows_in), output_dir("inplace") / f"{name}-{rows_in}-in.parquet"
+        )
+        target = output_dir("inplace") / f"{name}-mosaic-mds"
+        write = run_child(
+            [peer, "benchmarks/mosaic_spark.py", "write", source, target], timeout=7200
+        )
+        epoch = run_child(
+            [peer, "benchmarks/mosaic_workers.py", "epoch", target, "--workers", "0",
+             "--workload", name, "--max-seconds", "100000"], timeout=7200,
+        )  # fmt: skip
+        mosaic_total = write.result["seconds"] + epoch.seconds
+        note = "Mosaic: dataframe_to_mds (session start excluded) + its first epoch"
+        rows.append(Ratio(f"{name} end to end: in place vs Mosaic convert + epoch",
+                          inplace["total"], mosaic_total, "s", higher_is_better=False, note=note))  # fmt: skip
+    return rows
+
+
+def _rows(delta: Path) -> int:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(str(delta)).get_add_actions())
+    return int(sum(actions.column("num_records").to_pylist()))
+
+
+def startup(files: int) -> Ratio:
+    path = prepare_many_files(files)
+    got = run_child([main_python(), "-m", ME, "startup", str(path)], timeout=3600)
+    note = f"open {got.result['open']:.2f}s, peak RSS {got.peak_rss_mib:.0f} MiB"
+    return Ratio(f"start-up, {files} files: time to first batch", got.result["first_batch"],
+                 0.0, "s", higher_is_better=False, note=note)  # fmt: skip
+
+
+def run(args: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks inplace --")
+    parser.add_argument("--workloads", default="w1,w2")
+    parser.add_argument("--workers", default="0,2")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the rows")
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--no-spark", action="store_true", help="skip the Spark-written Parquet")
+    parser.add_argument("--no-end-to-end", action="store_true")
+    opts = parser.parse_args(args)
+    workers = [int(w) for w in opts.workers.split(",")]
+    rows: list[Ratio] = []
+    for name in opts.workloads.split(","):
+        rows += throughput(name, opts.scale, workers, not opts.no_spark)
+        if not opts.no_end_to_end:
+            rows += end_to_end(name, opts.scale)
+    rows.append(startup(opts.files))
+    rows.append(Ratio("DeltaTorch", 0.0, 0.0, "-", note="not attempted: not installed here "
+                      "(we install nothing); it breaks on deltalake >= 1.0"))  # fmt: skip
+    print_ratios(f"in place ({machine_note()})", rows, theirs_name="reference")
+
+
+def main(argv: list[str]) -> None:
+    if argv and argv[0] == "epoch":
+        workers = int(argv[argv.index("--workers") + 1])
+        emit_result(child_epoch(argv[1], argv[2], workers))
+    elif argv and argv[0] == "convert":
+        emit_result(child_convert(argv[1], argv[2]))
+    elif argv and argv[0] == "startup":
+        emit_result(child_startup(argv[1]))
+    else:
+        run(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

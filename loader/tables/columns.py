@@ -1,0 +1,168 @@
+"""A row group's Arrow columns as the MDS path stores and restores them.
+
+The values a table reader yields must be exactly those the MDS path yields for the same
+rows after ``delta_to_shards``: same numpy dtypes, masked arrays for nullable fixed-size
+columns, ``None`` for null variable-size values, memoryviews for bytes in batches. So a row
+group is encoded the way the shard writer encodes it (:func:`sparkshard.format.arrow_encode.
+encode_column`) into *stored* columns (arrays for fixed-size encodings, lists otherwise,
+plus ``<name>__null`` masks), and batches are restored by the MDS reader's own code.
+
+:func:`logical_table` first turns a file's raw row group into the table's logical columns:
+physical names mapped back (column mapping), partition values typed from the schema,
+columns the file predates as nulls, every column cast to the schema's type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loader.read.mapped import _from_matrix
+from sparkshard.errors import SchemaError
+from sparkshard.format.arrow_encode import encode_column
+from sparkshard.format.encodings import NDArray, get_encoding
+from sparkshard.format.schema import ColumnSpec
+
+__all__ = ["logical_table", "partition_array", "stored_columns"]
+
+Stored = dict[str, Any]  # stored column name -> np.ndarray (fixed size) or list
+
+
+def stored_columns(specs: list[ColumnSpec], table: pa.Table) -> Stored:
+    """The stored columns (values and null masks) of ``table``'s rows, as the MDS reader
+    holds them after decoding a shard."""
+    out: Stored = {}
+    for spec in specs:
+        array = table.column(spec.name).combine_chunks()
+        payloads, mask = encode_column(spec, array)
+        out[spec.name] = _decoded(spec, payloads, array)
+        if spec.nullable:
+            out[spec.null_column] = mask if mask is not None else np.zeros(len(array), np.uint8)
+    return out
+
+
+def _decoded(spec: ColumnSpec, payloads: pa.Array, array: pa.Array) -> Any:
+    encoding = get_encoding(spec.encoding)
+    n = len(payloads)
+    if encoding.size is not None:
+        data = _payload_bytes(payloads)
+        # (rows, bytes per value): fixed-size payloads lie back to back.
+        return _from_matrix(encoding, data.reshape(n, encoding.size))
+    if encoding.name == "str":
+        return [v if v is not None else "" for v in array.to_pylist()]
+    if encoding.name == "bytes":
+        data, offsets = _payload_bytes(payloads), _offsets(payloads)
+        view = memoryview(data.data).toreadonly()
+        return [view[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    vectors = _vectors(encoding, array)
+    if vectors is not None:
+        return vectors
+    return [encoding.decode(v) for v in payloads.to_pylist()]
+
+
+def _vectors(encoding: Any, array: pa.Array) -> list[np.ndarray] | None:
+    """A one-level list of numbers as the 1-D arrays its ``ndarray`` encoding decodes to,
+    sliced from the flattened values (no per-value decode); None for anything else."""
+    if not isinstance(encoding, NDArray) or encoding.dtype is None:
+        return None
+    t = array.type
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+        return None
+    if not (pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type)):
+        return None
+    flat = pc.list_flatten(array)
+    if flat.null_count:
+        return None  # encode_column has refused it already; keep one code path for errors
+    values = np.asarray(flat.to_numpy(zero_copy_only=False)).astype(encoding.dtype, copy=False)
+    values.flags.writeable = False  # as the MDS path's views of a shard
+    lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy().astype(np.int64)
+    ends = np.cumsum(lengths).tolist()
+    starts = [0, *ends[:-1]]
+    return [values[a:b] for a, b in zip(starts, ends)]
+
+
+def _offsets(payloads: pa.Array) -> np.ndarray:
+    offsets = np.frombuffer(payloads.buffers()[1], np.int64)
+    return offsets[payloads.offset : payloads.offset + len(payloads) + 1] - offsets[payloads.offset]
+
+
+def _payload_bytes(payloads: pa.Array) -> np.ndarray:
+    """The payloads' bytes, back to back, as a uint8 array (no copy)."""
+    offsets = np.frombuffer(payloads.buffers()[1], np.int64)
+    first, last = offsets[payloads.offset], offsets[payloads.offset + len(payloads)]
+    buffer = payloads.buffers()[2]
+    if buffer is None:
+        return np.zeros(0, np.uint8)
+    return np.frombuffer(buffer, np.uint8)[first:last]
+
+
+def partition_array(value: str | None, field: pa.Field, rows: int, where: str) -> pa.Array:
+    """A partition column: the add action's string value typed by the schema, ``rows`` times."""
+    if value is None or (value == "" and not pa.types.is_string(field.type)):
+        return pa.nulls(rows, field.type)
+    t = field.type
+    try:
+        if pa.types.is_timestamp(t):
+            naive = pa.array([value.replace("T", " ").rstrip("Z")]).cast(pa.timestamp(t.unit))
+            typed = naive.cast(t)
+        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            typed = pa.array([value.encode("utf-8")], t)
+        else:
+            typed = pa.array([value]).cast(t)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(
+            f"{where}: partition value {value!r} of column '{field.name}' is not a {t}: {exc}"
+        ) from None
+    return pa.repeat(typed[0], rows)
+
+
+def logical_table(
+    raw: pa.Table,
+    schema: pa.Schema,
+    physical: Mapping[str, Any],
+    partitions: Mapping[str, str | None],
+    where: str,
+) -> pa.Table:
+    """``raw`` (a row group read with physical names) as ``schema``'s columns."""
+    columns = []
+    for field in schema:
+        if field.name in partitions:
+            columns.append(partition_array(partitions[field.name], field, raw.num_rows, where))
+            continue
+        name, nested = physical.get(field.name, (field.name, {}))
+        if name not in raw.column_names:  # a column added after this file was written
+            columns.append(pa.nulls(raw.num_rows, field.type))
+            continue
+        column = raw.column(name).combine_chunks()
+        if nested:
+            column = _renamed(column, nested, field.type)
+        try:
+            columns.append(column.cast(field.type) if column.type != field.type else column)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SchemaError(
+                f"{where}: column '{field.name}' holds {column.type}, which does not cast to "
+                f"the table's {field.type}: {exc}"
+            ) from None
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _renamed(column: pa.Array, nested: Mapping[str, Any], target: pa.DataType) -> pa.Array:
+    """A struct column's physical field names replaced by the logical ones (recursively)."""
+    if not pa.types.is_struct(column.type) or not pa.types.is_struct(target):
+        return column
+    children, fields = [], []
+    for i in range(target.num_fields):
+        logical = target.field(i)
+        name, inner = nested.get(logical.name, (logical.name, {}))
+        if column.type.get_field_index(name) < 0:
+            child = pa.nulls(len(column), logical.type)
+        else:
+            child = _renamed(column.field(name), inner, logical.type)
+        children.append(child)
+        fields.append(pa.field(logical.name, child.type, logical.nullable))
+    mask = column.is_null() if column.null_count else None
+    return pa.StructArray.from_arrays(children, fields=fields, mask=mask)

@@ -1,0 +1,208 @@
+"""``TableReader``: random access to a pinned table's rows, row groups playing shards.
+
+Implements :class:`loader.read.protocol.Reader` over a :class:`~loader.tables.layout.Layout`:
+sample ``i`` is the ``i``-th surviving row in file, row-group and row order, so the order,
+partition and resume math runs unchanged with ``shard_sizes`` = surviving rows per row
+group. A row group is read once, turned into stored columns (:mod:`loader.tables.columns`)
+and kept in memory (least recently used beyond ``memory_limit``); batches are gathered from
+those with the MDS reader's own restore code, so values equal the MDS path's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from loader.cache.readahead import first_uses
+from loader.read.reader import _restore_batch, _scatter
+from loader.tables.columns import Stored, logical_table, stored_columns
+from loader.tables.layout import Layout
+from loader.tables.snapshot import TableSnapshot
+from sparkshard.errors import SchemaError
+from sparkshard.format.schema import schema_from_arrow
+from sparkshard.format.values import from_stored
+
+__all__ = ["RowGroupFiles", "TableReader"]
+
+log = logging.getLogger(__name__)
+_MEMORY_LIMIT = 2 << 30  # decoded row groups kept per reader (bytes)
+
+
+class RowGroupFiles(Protocol):
+    """Where a reader's row groups come from (local files, or a remote table's cache)."""
+
+    bytes_read: int
+    bytes_downloaded: int
+    fetches_ahead: bool
+
+    def read(self, i: int, group: int, columns: list[str]) -> Any: ...
+    def prefetch(self, shards: Iterator[int], processes: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class TableReader:
+    """Random access to the surviving rows of one table snapshot (see the module docstring)."""
+
+    def __init__(
+        self,
+        snapshot: TableSnapshot,
+        layout: Layout,
+        files: RowGroupFiles,
+        arrow_schema: Any,
+        columns: Sequence[str] | None = None,
+        memory_limit: int = _MEMORY_LIMIT,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.snapshot, self.layout, self.files = snapshot, layout, files
+        names = list(arrow_schema.names)
+        if columns is not None:
+            unknown = sorted(set(columns) - set(names))
+            if unknown:
+                raise SchemaError(
+                    f"columns {unknown} are not in {snapshot.name}; its columns are {names}"
+                )
+            names = [n for n in names if n in set(columns)]
+        self._schema = pa.schema([arrow_schema.field(n) for n in names])
+        self._specs = list(schema_from_arrow(self._schema).columns)
+        self.column_names = tuple(spec.name for spec in self._specs)
+        self.shard_sizes = layout.shard_sizes
+        self._starts = np.concatenate([[0], np.cumsum(self.shard_sizes)])
+        self.num_samples = int(self._starts[-1])
+        self.version = snapshot.version
+        self.fingerprint = fingerprint or snapshot.fingerprint
+        self.memory_limit = memory_limit
+        self._groups: OrderedDict[int, tuple[Stored, int]] = OrderedDict()
+        self._held = 0
+        self._warned = False
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_groups": OrderedDict(), "_held": 0}
+
+    @property
+    def fetches_ahead(self) -> bool:
+        return self.files.fetches_ahead
+
+    def prefetch(self, batches: Iterable[np.ndarray], processes: int) -> None:
+        """Hand the row groups of this process's upcoming batches (in order of first use)
+        to the files, which fetch remote ones ahead; local ones are read when needed."""
+        if self.files.fetches_ahead:
+            self.files.prefetch(first_uses(batches, self._starts), processes)
+
+    def io_counters(self) -> dict[str, int]:
+        files = self.files
+        return {"bytes_read": files.bytes_read, "bytes_downloaded": files.bytes_downloaded}
+
+    def abandon(self) -> None:
+        """Drop what a forked child inherited (decoded row groups; remote files' threads
+        are not touched: the child opens its own)."""
+        self._groups.clear()
+        self._held = 0
+
+    def close(self) -> None:
+        self._groups.clear()
+        self._held = 0
+        self.files.close()
+
+    # --- samples ------------------------------------------------------------------------
+    def get(self, index: int) -> dict[str, Any]:
+        """Row ``index`` as a dict of values (None for nulls), as ``DatasetReader.get``."""
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"sample {index} is out of range: the table has {self.num_samples}")
+        shard = int(np.searchsorted(self._starts, index, side="right")) - 1
+        j = index - int(self._starts[shard])
+        stored = self.group(shard)
+        out: dict[str, Any] = {}
+        for spec in self._specs:
+            if spec.nullable and stored[spec.null_column][j]:
+                out[spec.name] = None
+                continue
+            value = stored[spec.name][j]
+            out[spec.name] = from_stored(
+                spec, bytes(value) if isinstance(value, memoryview) else value
+            )
+        return out
+
+    def get_batch(self, ids: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """The rows ``ids`` (any order, repeats allowed), column by column."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
+            raise IndexError(f"sample ids must be in 0..{self.num_samples - 1}")
+        shards = np.searchsorted(self._starts, ids, side="right") - 1
+        columns: dict[str, Any] = {}
+        for shard in np.unique(shards).tolist():
+            where = np.flatnonzero(shards == shard)
+            local = ids[where] - self._starts[shard]
+            stored = self.group(shard)
+            part = {name: _take(values, local) for name, values in stored.items()}
+            _scatter(columns, part, where, len(ids))
+        return {spec.name: _restore_batch(spec, columns) for spec in self._specs}
+
+    # --- row groups ---------------------------------------------------------------------
+    def group(self, shard: int) -> Stored:
+        """Shard ``shard`` (a row group) as stored columns of its surviving rows."""
+        held = self._groups.get(shard)
+        if held is not None:
+            self._groups.move_to_end(shard)
+            return held[0]
+        table = self._logical(shard)
+        stored = stored_columns(self._specs, table)
+        size = int(table.nbytes)
+        self._make_room(size)
+        self._groups[shard] = (stored, size)
+        self._held += size
+        return stored
+
+    def _logical(self, shard: int) -> Any:
+        f = int(self.layout.shard_file[shard])
+        group = int(self.layout.shard_group[shard])
+        file = self.snapshot.files[f]
+        present = self.layout.files[f].columns
+        physical = self.snapshot.physical
+        wanted = [
+            physical.get(n, (n, {}))[0]
+            for n in self._schema.names
+            if n not in self.snapshot.partition_columns and physical.get(n, (n, {}))[0] in present
+        ]
+        raw = self.files.read(f, group, wanted)
+        values = _partition_values(self.snapshot, file.partition_values)
+        where = f"{self.snapshot.name}, file {file.path}, row group {group}"
+        table = logical_table(raw, self._schema, physical, values, where)
+        kept = self.layout.kept(shard)
+        return table.take(kept) if kept is not None else table
+
+    def _make_room(self, size: int) -> None:
+        while self._groups and self._held + size > self.memory_limit:
+            _, (_, old) = self._groups.popitem(last=False)
+            self._held -= old
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "decoded row groups of %s exceed memory_limit=%d bytes, so some are read "
+                    "again; lower shuffle_block_size (fewer row groups in flight) or convert "
+                    "the table with delta_to_shards for heavy training",
+                    self.snapshot.name,
+                    self.memory_limit,
+                )
+
+
+def _take(values: Any, local: np.ndarray) -> Any:
+    if isinstance(values, np.ndarray):
+        return values[local]
+    return [values[j] for j in local.tolist()]
+
+
+def _partition_values(snapshot: TableSnapshot, values: Any) -> dict[str, str | None]:
+    """Partition values by logical name (column-mapped tables key them by physical name)."""
+    out = {}
+    for name in snapshot.partition_columns:
+        physical = snapshot.physical.get(name, (name, {}))[0]
+        out[name] = values.get(physical, values.get(name))
+    return out
