@@ -28,7 +28,15 @@ from typing import Any
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from loader.options import CacheOptions, DownloadOptions, ShuffleOptions, Stream, options_from
+from loader.mosaic_keywords import MosaicKeywords, replicate
+from loader.options import (
+    CacheOptions,
+    DownloadOptions,
+    ShuffleOptions,
+    Stream,
+    check_keep_zip,
+    options_from,
+)
 from loader.order.epoch import EpochOrder, OrderSettings
 from loader.order.mix import AnyOrder, Mixture
 from loader.order.mix.weights import parse_epoch_size
@@ -77,6 +85,11 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
     ``epoch_size``, ``batching_method`` (``"random"`` or ``"stratified"``) and
     ``sampling_method`` (``"balanced"`` or ``"fixed"``) as in Mosaic; ``split`` and
     ``verify_hashes`` are defaults for the streams, the other options apply to every stream.
+
+    Every keyword of Mosaic's constructor is accepted with the fate listed in
+    :mod:`loader.mosaic_keywords` (honoured, mapped onto ours, or refused with the reason):
+    e.g. ``epoch_size`` on one dataset resamples it as a one-stream mixture, ``replication``
+    gives groups of consecutive ranks the same samples, ``predownload`` sets the read-ahead.
     """
 
     def __init__(
@@ -109,7 +122,25 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
         epoch_size: int | str | None = None,
         batching_method: str = "random",
         sampling_method: str = "balanced",
+        validate_hash: str | None = None,
+        keep_zip: bool = False,
+        predownload: int | None = None,
+        sampling_granularity: int = 1,
+        partition_algo: str | None = None,
+        replication: int | None = None,
+        stream_name: str = "stream",
+        stream_config: Mapping[str, Any] | None = None,
     ) -> None:
+        mosaic = MosaicKeywords(
+            validate_hash, keep_zip, predownload, sampling_method, sampling_granularity,
+            partition_algo, batching_method, replication, stream_name, stream_config,
+        )  # fmt: skip
+        given = streams
+        streams = mosaic.streams(
+            streams, remote, local, split, version, epoch_size, prefetch_bytes, verify_hashes
+        )
+        if streams is not given:  # one dataset, resampled: a one-stream mixture, as in Mosaic
+            remote = local = version = None
         shuffling = _shuffle_options(
             shuffle, shuffle_seed, shuffle_algo, shuffle_block_size, num_canonical_nodes
         )
@@ -139,10 +170,9 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
             dict(storage_options or {}),
             topology.ranks_per_node,
         )
+        topology = replicate(topology, replication)  # the order sees one rank per group
         self._mixture: Mixture | None = None
         if streams is None:
-            if epoch_size is not None:
-                raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
             source: Source = open_source(remote, local, split, options, version)
             reader: Reader = source.open(version)
         else:
@@ -150,7 +180,11 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
                 raise ValueError("with streams=, give remote=/local=/version= on each Stream")
 
             def stream_source(s: Stream) -> Source:
-                verify = options.with_verify(s.verify_hashes)
+                if s.keep_zip is None:
+                    check_keep_zip(keep_zip, s.remote, f"keep_zip (the default of Stream {s.name})")
+                verify = replace(
+                    options.with_verify(s.verify(None)), download=s.download(downloading)
+                )
                 return open_source(s.remote, s.local, s.split or split, verify, s.version)
 
             self._mixture, source, reader = open_mixture(
@@ -160,6 +194,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
                 batching_method=batching_method,
                 sampling_method=sampling_method,
             )
+        reader = mosaic.opened(source, reader, streams, version)
         self._source: Source = source
         self._reader_handle: Reader | None = reader
         remotes = [remote] if streams is None else [s.remote for s in streams]
