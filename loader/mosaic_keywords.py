@@ -85,7 +85,11 @@ DATASET_FATES: dict[str, Fate] = {
         "samples ahead per process -> `prefetch_bytes` (times the mean sample size of the "
         "index); no effect on a dataset read in place (nothing to fetch)",
     ),
-    "cache_limit": Fate(_H, "bytes or '10GB': LRU eviction of shards nobody reads"),
+    "cache_limit": Fate(
+        _H,
+        "bytes or '10GB': LRU eviction of cached shards nobody reads; refused on an "
+        "uncompressed local dataset (read in place, nothing cached, nothing to evict)",
+    ),
     "sampling_method": Fate(_H, "'balanced' or 'fixed'; any other value is refused, as in Mosaic"),
     "sampling_granularity": Fate(
         _H,
