@@ -193,6 +193,7 @@ class StreamingDataset(IterableDataset[dict[str, Any]]):
                 epoch_size=parse_epoch_size(epoch_size),
                 batching_method=batching_method,
                 sampling_method=sampling_method,
+                global_batch=batch_size * topology.world if batch_size else None,
             )
         reader = mosaic.opened(source, reader, streams, version)
         self._source: Source = source

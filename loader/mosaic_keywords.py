@@ -40,7 +40,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PARTITION_ALGOS = ("orig", "relaxed")  # Mosaic's; both run our partition
-_MOSAIC_BATCHING = ("per_stream", "device_per_stream")  # Mosaic's, refused here
+_MOSAIC_BATCHING = ("device_per_stream",)  # Mosaic's, refused here
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,8 @@ DATASET_FATES: dict[str, Fate] = {
     "shuffle_block_size": Fate(_H, "samples per shuffle block"),
     "batching_method": Fate(
         _H,
-        "'random' or 'stratified' (streams); 'per_stream'/'device_per_stream' are refused: use "
-        "'stratified' or one loader per stream",
+        "'random', 'stratified' or 'per_stream' (every global batch from one stream; needs "
+        "batch_size); 'device_per_stream' is refused: use 'per_stream' or 'stratified'",
     ),
     "allow_unsafe_types": Fate(_H, "allow `pkl` columns (pickle runs code when decoded)"),
     "replication": Fate(
@@ -204,9 +204,9 @@ class MosaicKeywords:
         method = self.batching_method
         if method in _MOSAIC_BATCHING:
             raise ValueError(
-                f"batching_method={method!r} (every batch from one stream) is not supported; use "
-                "batching_method='stratified' (every batch holds each stream's share) or one "
-                "StreamingDataset and loader per stream"
+                f"batching_method={method!r} (each device's batch from its own stream) is not "
+                "supported; use batching_method='per_stream' (every global batch from one "
+                "stream) or 'stratified' (every batch holds each stream's share)"
             )
         if method not in BATCHING_METHODS:
             raise ValueError(f"batching_method must be one of {BATCHING_METHODS}, got {method!r}")
@@ -260,8 +260,8 @@ class MosaicKeywords:
                 )
             return streams
         check_keep_zip(self.keep_zip, remote)
-        if epoch_size is None and not config:
-            return None
+        if epoch_size is None and not config and self.batching_method != "per_stream":
+            return None  # per_stream on one dataset: its incomplete last global batch drops
         defaults = {"validate_hash": self.validate_hash, "keep_zip": self.keep_zip}
         one = Stream(
             remote=remote, local=local, split=split, version=version, **{**defaults, **config}

@@ -164,6 +164,18 @@ def example(data):
     }
 """
 
+EXAMPLES["streams_per_stream_batches"] = """
+def example(data):
+    streams = [Stream(local=data("even"), choose=60), Stream(local=data("other"), repeat=1.5)]
+    ds = StreamingDataset(streams=streams, batching_method="per_stream", shuffle=True, batch_size=8)
+    batches = [[int(i) for i in plain(b["id"])] for b in StreamingDataLoader(ds, batch_size=8)]
+    return {
+        "sizes": sorted(Counter(len(b) for b in batches).items()),
+        "one_stream_each": all(len({i >= 1000 for i in b}) == 1 for b in batches),
+        "per_stream": sorted(Counter(b[0] >= 1000 for b in batches).items()),
+    }
+"""
+
 EXAMPLES["epoch_size_one_dataset"] = """
 def example(data):
     out = {}

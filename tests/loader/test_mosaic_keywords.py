@@ -109,8 +109,8 @@ def test_the_readme_shows_the_table() -> None:
         ({"sampling_method": "ayo"}, ["sampling_method", "balanced"]),
         ({"sampling_granularity": 0}, ["sampling_granularity"]),
         ({"sampling_granularity": 4}, ["sampling_granularity", "omit"]),
-        ({"batching_method": "per_stream"}, ["per_stream", "stratified"]),
-        ({"batching_method": "device_per_stream"}, ["device_per_stream", "stratified"]),
+        ({"batching_method": "per_stream"}, ["per_stream", "batch_size"]),
+        ({"batching_method": "device_per_stream"}, ["device_per_stream", "'per_stream'"]),
         ({"batching_method": "nope"}, ["batching_method"]),
         ({"partition_algo": "nope"}, ["partition_algo", "relaxed"]),
         ({"replication": 0}, ["replication"]),
@@ -262,3 +262,66 @@ def test_stream_download_keywords_reach_its_source(zipped: str, plain: str) -> N
             Stream(local=plain, **bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="verify_hashes"):
         Stream(local=plain, validate_hash="xxh64", verify_hashes=False)
+
+
+# --- per_stream batching --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def other(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """45 samples ``{id}`` with ids from 1000 (a second stream)."""
+    path = tmp_path_factory.mktemp("kw") / "other"
+    schema = pa.schema([pa.field("id", pa.int64(), False)])
+    table = pa.table({"id": 1000 + np.arange(45, dtype=np.int64)}, schema=schema)
+    with ShardWriter(path, compression=None, size_limit=300) as writer:
+        writer.write_batch(table)
+    return str(path)
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batch=st.sampled_from([4, 5, 8]), world=st.sampled_from([1, 2]), repeat=st.sampled_from([1, 2])
+)
+def test_per_stream_batches_hold_one_stream(
+    plain: str, other: str, batch: int, world: int, repeat: float
+) -> None:
+    streams = [Stream(local=plain), Stream(local=other, repeat=repeat)]
+    z = batch * world
+    reads = []
+    for rank in range(world):
+        topo = Topology.of_rank(rank, world, world)
+        ds = StreamingDataset(
+            streams=streams, batching_method="per_stream", batch_size=batch, topology=topo,
+            shuffle=True,
+        )  # fmt: skip
+        reads.append([[int(i) for i in b["id"]] for b in ds.iter_batches()])
+    assert ds.epoch_size == N // z * z + (45 * repeat) // z * z
+    steps = [list(step) for step in zip(*reads)]
+    assert len(steps) == ds.epoch_size // z and all(len(r) == len(steps) for r in reads)
+    seen: Counter[int] = Counter()
+    for step in steps:
+        ids = [i for part in step for i in part]
+        assert len({i >= 1000 for i in ids}) == 1, f"a global batch mixes streams: {ids}"
+        seen.update(ids)
+    assert max(seen.values()) <= repeat and sum(seen.values()) == ds.epoch_size
+    origins = [step[0][0] >= 1000 for step in steps]
+    assert origins != sorted(origins)  # the streams' batches interleave, seeded
+
+
+def test_per_stream_on_one_dataset_drops_the_last_partial_batch(plain: str) -> None:
+    ds = StreamingDataset(local=plain, batching_method="per_stream", batch_size=8)
+    assert ds.epoch_size == 112 and len(set(_ids(ds))) == 112
+
+
+def test_per_stream_resumes_exactly_and_refuses_a_stream_short_of_a_batch(
+    plain: str, other: str
+) -> None:
+    streams = [Stream(local=plain), Stream(local=other)]
+    kwargs = {"streams": streams, "batching_method": "per_stream", "shuffle": True}
+    ds = StreamingDataset(batch_size=8, **kwargs)  # type: ignore[arg-type]
+    whole = [int(i) for b in ds.iter_batches() for i in b["id"]]
+    resumed = StreamingDataset(batch_size=8, **kwargs)  # type: ignore[arg-type]
+    resumed.load_state_dict(ds.resume_state(0, 40))
+    assert [int(i) for b in resumed.iter_batches() for i in b["id"]] == whole[40:]
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        StreamingDataset(batch_size=64, **kwargs)  # type: ignore[arg-type]

@@ -127,8 +127,10 @@ def test_dataset_over_a_weighted_mixture(stream_dirs: list[str]) -> None:
     with pytest.raises(ValueError, match="give remote=/local=/version= on each Stream"):
         StreamingDataset(streams=streams, local=a)
     assert StreamingDataset(local=a, epoch_size=10).epoch_size == 10  # one dataset resampled
-    with pytest.raises(ValueError, match="batching_method='per_stream'.*'stratified'"):
+    with pytest.raises(ValueError, match="'per_stream' needs batch_size"):
         StreamingDataset(streams=streams, batching_method="per_stream")
+    with pytest.raises(ValueError, match="batching_method='device_per_stream'.*'per_stream'"):
+        StreamingDataset(streams=streams, batching_method="device_per_stream")
 
 
 def test_unweighted_streams_read_every_sample_exactly_once(stream_dirs: list[str]) -> None:
