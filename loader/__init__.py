@@ -6,6 +6,7 @@ load when first used::
 
     loader/
       options.py   ShuffleOptions, CacheOptions, DownloadOptions, Stream (validated once)
+      mosaic_keywords.py  the fate of every keyword of Mosaic's constructors
       topology.py  where this process sits (the only reader of env / torch.distributed)
       state.py     the resume state and its fingerprint
       order/       pure: seeds, epoch order, partition, mix/ (weights, virtual shards, strata)

@@ -35,7 +35,15 @@ from typing import Any
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from loader.options import CacheOptions, DownloadOptions, ShuffleOptions, Stream, options_from
+from loader.mosaic_keywords import MosaicKeywords, replicate
+from loader.options import (
+    CacheOptions,
+    DownloadOptions,
+    ShuffleOptions,
+    Stream,
+    check_keep_zip,
+    options_from,
+)
 from loader.order.epoch import EpochOrder, OrderSettings
 from loader.order.mix import AnyOrder, Mixture
 from loader.order.mix.weights import parse_epoch_size
@@ -97,6 +105,11 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
     ``local=`` is the cache directory of a remote table (not needed for a local one).
     ``filter=`` keeps the rows that match DNF tuples (as for ``delta_to_shards``), decided
     once at start-up from the filter's columns.
+
+    Every keyword of Mosaic's constructor is accepted with the fate listed in
+    :mod:`loader.mosaic_keywords` (honoured, mapped onto ours, or refused with the reason):
+    e.g. ``epoch_size`` on one dataset resamples it as a one-stream mixture, ``replication``
+    gives groups of consecutive ranks the same samples, ``predownload`` sets the read-ahead.
     """
 
     def __init__(
@@ -133,7 +146,32 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
         delta: str | os.PathLike[str] | None = None,
         parquet: str | os.PathLike[str] | Sequence[str] | None = None,
         filter: Sequence[Any] | None = None,
+        validate_hash: str | None = None,
+        keep_zip: bool = False,
+        predownload: int | None = None,
+        sampling_granularity: int = 1,
+        partition_algo: str | None = None,
+        replication: int | None = None,
+        stream_name: str = "stream",
+        stream_config: Mapping[str, Any] | None = None,
     ) -> None:
+        mosaic = MosaicKeywords(
+            validate_hash, keep_zip, predownload, sampling_method, sampling_granularity,
+            partition_algo, batching_method, replication, stream_name, stream_config,
+        )  # fmt: skip
+        given, table = streams, {"delta": _path(delta), "parquet": _paths(parquet)}
+        streams = mosaic.streams(
+            streams, remote, local, split, version, epoch_size, prefetch_bytes, verify_hashes,
+            {**table, "filter": filter},
+        )  # fmt: skip
+        if streams is not given:  # one dataset, resampled: a one-stream mixture, as in Mosaic
+            remote = local = version = delta = parquet = None
+        if validate_hash is not None and (delta is not None or parquet is not None):
+            raise ValueError(
+                f"validate_hash={validate_hash!r} checks shard files against their index "
+                "hashes, and a table read in place has none (each file is checked against the "
+                "size in its log or footer): drop validate_hash"
+            )
         shuffling = _shuffle_options(
             shuffle, shuffle_seed, shuffle_algo, shuffle_block_size, num_canonical_nodes
         )
@@ -168,39 +206,15 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
             dict(storage_options or {}),
             topology.ranks_per_node,
         )
-        self._mixture: Mixture | None = None
-        if streams is None:
-            if epoch_size is not None:
-                raise ValueError("epoch_size= applies to streams=[...]; omit it for one dataset")
-            source: Source = open_source(
-                remote, local, split, options, version,
-                delta=_path(delta), parquet=_paths(parquet), row_filter=filter,
-            )  # fmt: skip
-            reader: Reader = source.open(version)
-            self.stream_shards: tuple[int, ...] = (len(reader.shard_sizes),)
-        else:
-            if any(v is not None for v in (remote, local, version, delta, parquet, filter)):
-                raise ValueError(
-                    "with streams=, give remote=/local=/version= on each Stream (or delta=/"
-                    "parquet=; filter= applies to one table read in place)"
-                )
-
-            def stream_source(s: Stream) -> Source:
-                verify = options.with_verify(s.verify_hashes)
-                return open_source(
-                    s.remote, s.local, s.split or split, verify, s.version,
-                    delta=s.delta, parquet=s.parquet,
-                )  # fmt: skip
-
-            self._mixture, source, mixed = open_mixture(
-                streams,
-                stream_source,
-                epoch_size=parse_epoch_size(epoch_size),
-                batching_method=batching_method,
-                sampling_method=sampling_method,
-            )
-            self.stream_shards = tuple(len(r.shard_sizes) for r in mixed.readers)
-            reader = mixed
+        topology = replicate(topology, replication)  # the order sees one rank per group
+        self._mixture, source, reader, self.stream_shards = _open(
+            streams, remote, local, split, version, options, downloading, keep_zip,
+            delta=_path(delta), parquet=_paths(parquet), row_filter=filter,
+            epoch_size=epoch_size, batching_method=batching_method,
+            sampling_method=sampling_method,
+            global_batch=batch_size * topology.world if batch_size else None,
+        )  # fmt: skip
+        reader = mosaic.opened(source, reader, streams, version)
         self._source: Source = source
         self._reader_handle: Reader | None = reader
         remotes = [remote, _path(delta), _root(parquet)]
@@ -527,3 +541,56 @@ def _shuffle_options(
         return options_from(ShuffleOptions, shuffle, "shuffle", flat)
     built = options_from(ShuffleOptions, None, "shuffle", flat)
     return replace(built, shuffle=shuffle)
+
+
+def _open(
+    streams: Sequence[Stream] | None,
+    remote: str | None,
+    local: str | None,
+    split: str | None,
+    version: int | None,
+    options: ReadOptions,
+    downloading: DownloadOptions,
+    keep_zip: bool,
+    *,
+    delta: str | None,
+    parquet: str | Sequence[str] | None,
+    row_filter: Sequence[Any] | None,
+    epoch_size: int | str | None,
+    batching_method: str,
+    sampling_method: str,
+    global_batch: int | None,
+) -> tuple[Mixture | None, Source, Reader, tuple[int, ...]]:
+    """(mixture or None, source, reader, shards per stream) of one dataset or table, or of a
+    mixture of streams."""
+    if streams is None:
+        source: Source = open_source(
+            remote, local, split, options, version,
+            delta=delta, parquet=parquet, row_filter=row_filter,
+        )  # fmt: skip
+        reader: Reader = source.open(version)
+        return None, source, reader, (len(reader.shard_sizes),)
+    if any(v is not None for v in (remote, local, version, delta, parquet, row_filter)):
+        raise ValueError(
+            "with streams=, give remote=/local=/version= on each Stream (or delta=/"
+            "parquet=; filter= applies to one table read in place)"
+        )
+
+    def stream_source(s: Stream) -> Source:
+        if s.keep_zip is None:
+            check_keep_zip(keep_zip, s.remote, f"keep_zip (the default of Stream {s.name})")
+        verify = replace(options.with_verify(s.verify(None)), download=s.download(downloading))
+        return open_source(
+            s.remote, s.local, s.split or split, verify, s.version,
+            delta=s.delta, parquet=s.parquet,
+        )  # fmt: skip
+
+    mixture, source, mixed = open_mixture(
+        streams,
+        stream_source,
+        epoch_size=parse_epoch_size(epoch_size),
+        batching_method=batching_method,
+        sampling_method=sampling_method,
+        global_batch=global_batch,
+    )
+    return mixture, source, mixed, tuple(len(r.shard_sizes) for r in mixed.readers)

@@ -28,10 +28,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from loader.order.epoch import SHUFFLE_ALGOS, OrderSettings
+from sparkshard.format.hashing import hash_algorithms
 from sparkshard.sizes import parse_size
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "DownloadOptions",
     "ShuffleOptions",
     "Stream",
+    "check_keep_zip",
+    "check_validate_hash",
     "options_from",
 ]
 
@@ -142,6 +145,42 @@ class DownloadOptions:
         return int(self.prefetch_bytes)
 
 
+def check_validate_hash(value: str | None, where: str = "validate_hash") -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or value not in hash_algorithms():
+        raise ValueError(
+            f"{where}={value!r} is not a hash algorithm this installation computes; use one the "
+            "index records (e.g. 'xxh64', 'sha1'), or omit it: every shard is checked against "
+            "its index hash by default"
+        )
+
+
+def check_keep_zip(value: bool | None, remote: str | None, where: str = "keep_zip") -> None:
+    if value is None:
+        return
+    if not isinstance(value, bool):
+        raise ValueError(f"{where} must be True or False, got {value!r}")
+    if value and remote is not None:
+        raise ValueError(
+            f"{where}=True keeps the compressed download beside the decompressed shard, but our "
+            f"shard cache keeps decompressed shards only (the compressed files stay at "
+            f"remote={remote!r}); drop {where}"
+        )
+
+
+def _check_download(retry: int | None, timeout: float | None, where: str) -> None:
+    if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < 0):
+        raise ValueError(f"{where} download_retry must be a whole number >= 0, got {retry!r}")
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(f"{where} download_timeout must be > 0 seconds, got {timeout!r}")
+
+
 @dataclass(frozen=True)
 class Stream:
     """One dataset of a mixture and its weight (at most one of proportion, repeat, choose).
@@ -151,6 +190,8 @@ class Stream:
     ``delta=`` (a Delta table, ``version`` its Delta version) or ``parquet=`` (a folder, glob
     or list of Parquet files) reads a table in place instead of an MDS dataset; ``local=`` is
     then the cache directory of a remote table.
+    Mosaic's ``download_retry``, ``download_timeout``, ``validate_hash`` and ``keep_zip``
+    (``None``: the dataset's) have the fates listed in :mod:`loader.mosaic_keywords`.
     """
 
     remote: str | None = None
@@ -161,6 +202,10 @@ class Stream:
     repeat: float | None = None
     choose: int | None = None
     verify_hashes: bool | None = None
+    download_retry: int | None = None
+    download_timeout: float | None = None
+    validate_hash: str | None = None
+    keep_zip: bool | None = None
     delta: str | None = None
     parquet: str | tuple[str, ...] | None = None
 
@@ -205,6 +250,31 @@ class Stream:
             )
         if self.verify_hashes is not None and not isinstance(self.verify_hashes, bool):
             raise ValueError(f"Stream verify_hashes= must be a bool, got {self.verify_hashes!r}")
+        self._check_mosaic_download()
+
+    def _check_mosaic_download(self) -> None:
+        where = f"Stream {self.name}:"
+        _check_download(self.download_retry, self.download_timeout, where)
+        check_validate_hash(self.validate_hash, f"{where} validate_hash")
+        if self.validate_hash is not None and self.verify_hashes is False:
+            raise ValueError(
+                f"{where} validate_hash={self.validate_hash!r} asks for hash checks but "
+                "verify_hashes=False turns them off: drop one of them"
+            )
+        check_keep_zip(self.keep_zip, self.remote, f"{where} keep_zip")
+
+    def download(self, default: DownloadOptions) -> DownloadOptions:
+        """The dataset's download options with this stream's retry/timeout, where given."""
+        retries = default.retries if self.download_retry is None else self.download_retry
+        timeout = default.timeout if self.download_timeout is None else self.download_timeout
+        return replace(default, retries=retries, timeout=timeout)
+
+    def verify(self, default: bool | None) -> bool | None:
+        """This stream's hash checking: its own setting, else a validate_hash turns it on,
+        else the dataset's (``default``)."""
+        if self.verify_hashes is not None:
+            return self.verify_hashes
+        return True if self.validate_hash is not None else default
 
     @property
     def table(self) -> str | None:

@@ -58,6 +58,7 @@ __all__ = [
     "IndexFormatError",
     "JobFinishedError",
     "LocalStore",
+    "MDSWriter",
     "MissingDependencyError",
     "ResumeStateError",
     "SchemaError",
@@ -80,6 +81,7 @@ __all__ = [
 # The writing side, loaded on first use (name -> module that defines it).
 _LAZY = {
     "CachedDataset": "sparkshard.spark.cached",
+    "MDSWriter": "sparkshard.write.mdswriter",
     "ShardWriter": "sparkshard.write.writer",
     "cache": "sparkshard.spark.cached",
     "dataframe_to_mds": "sparkshard.spark.mosaic",

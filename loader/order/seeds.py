@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "BLOCK_TAG",
+    "ORIGIN_TAG",
     "RUN_TAG",
     "SPAN_TAG",
     "STRATUM_TAG",
@@ -24,6 +25,7 @@ __all__ = [
 
 RUN_TAG, SPAN_TAG, BLOCK_TAG = 0x52554E, 0x5350414E, 0x424C4B
 SUBSET_TAG, STREAM_TAG, STRATUM_TAG = 0x53554253, 0x5354524D, 0x53545241
+ORIGIN_TAG = 0x4F524947  # which stream each per_stream batch comes from
 
 
 def rng(*words: int) -> np.random.Generator:

@@ -188,6 +188,7 @@ def open_mixture(
     epoch_size: int | None = None,
     batching_method: str = "random",
     sampling_method: str = "balanced",
+    global_batch: int | None = None,
 ) -> tuple[Mixture, MixtureSource, MixtureReader]:
     """Open every stream (pinning its version) and weigh them; O(shards)."""
     streams = Mixture.check(streams, batching_method, sampling_method)
@@ -203,6 +204,7 @@ def open_mixture(
         epoch_size=epoch_size,
         batching_method=batching_method,
         sampling_method=sampling_method,
+        global_batch=global_batch,
     )
     versions = tuple(r.version for r in readers)
     per_process = any(src.per_process for src in sources)

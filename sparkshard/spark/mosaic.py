@@ -22,6 +22,7 @@ from sparkshard.format.schema import Schema, schema_from_arrow
 from sparkshard.spark.fingerprint import lineage_fingerprint
 from sparkshard.spark.write import dataframe_to_shards, prepare_frame, run_job
 from sparkshard.write.commit import Job, new_job
+from sparkshard.write.mosaic_names import MOSAIC_WRITER_EXTRAS, mosaic_out, mosaic_writer_options
 from sparkshard.write.settings import WriterSettings
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def dataframe_to_mds(
     Returns ``(local, remote)`` as Mosaic does (``remote`` is ``""`` for a plain path).
     """
     kwargs = dict(mds_kwargs or {})
-    local, remote = _mosaic_out(kwargs.pop("out", None))
+    local, remote = mosaic_out(kwargs.pop("out", None))
     url = remote or local
     options = _mosaic_options(kwargs)
     if not merge_index:
@@ -92,35 +93,13 @@ def dataframe_to_mds(
     return local, remote
 
 
-_MOSAIC_IGNORED = ("keep_local", "progress_bar", "max_workers", "retry")
-
-
-def _mosaic_out(out: Any) -> tuple[str, str]:
-    if isinstance(out, (tuple, list)) and len(out) == 2:
-        return str(out[0] or ""), str(out[1] or "")
-    if isinstance(out, str) and out:
-        return out, ""
-    raise ValueError(f"mds_kwargs['out'] must be a path/URL or a (local, remote) pair, got {out!r}")
-
-
 def _mosaic_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Mosaic's MDSWriter keyword arguments -> ``dataframe_to_shards`` options."""
-    options = {
-        "columns": kwargs.pop("columns", None),
-        "compression": kwargs.pop("compression", "zstd"),
-        "hashes": kwargs.pop("hashes", None) or ("xxh64",),
-        "size_limit": kwargs.pop("size_limit", "64MB"),
-        "storage_options": kwargs.pop("storage_options", None),
-        "mode": kwargs.pop("mode", "overwrite" if kwargs.pop("exist_ok", False) else "error"),
-    }
-    for name in _MOSAIC_IGNORED:
-        kwargs.pop(name, None)
-    if kwargs:
-        known = ["out", "columns", "compression", "hashes", "size_limit", "exist_ok", "mode"]
-        raise TypeError(
-            f"unknown mds_kwargs {sorted(kwargs)}; accepted: {known + list(_MOSAIC_IGNORED)} "
-            "and storage_options"
-        )
+    """Mosaic's MDSWriter keyword arguments -> ``dataframe_to_shards`` options (the extras
+    ``keep_local``, ``progress_bar``, ``max_workers``, ``retry`` are validated and dropped:
+    executors write straight to the output, nothing is kept locally)."""
+    options = mosaic_writer_options(kwargs)
+    for name in MOSAIC_WRITER_EXTRAS:
+        options.pop(name, None)
     return options
 
 

@@ -53,6 +53,8 @@ class ShardWriter:
         lineage: free-form description of where the data came from, stored in the index.
         base_version: the dataset version this write was planned against (``0``: none, or
             a plain MDS dataset); if the dataset has moved on, :class:`VersionConflictError`.
+        on_shard: called with each shard's record once the shard is written (in the
+            writer's background thread).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class ShardWriter:
         storage_options: Mapping[str, Any] | None = None,
         lineage: Mapping[str, Any] | None = None,
         base_version: int | None = None,
+        on_shard: Callable[[ShardRecord], None] | None = None,
     ) -> None:
         self._settings = WriterSettings.of(compression, hashes, size_limit)
         self._columns = dict(columns) if columns is not None else None
@@ -79,6 +82,7 @@ class ShardWriter:
         self._started = time.perf_counter()
         self._info: DatasetInfo | None = None
         self._committing = False
+        self._on_shard = on_shard
         # Plain MDS encodings are complete on their own; Arrow input may refine them.
         self._explicit = Schema.from_encodings(self._columns) if self._columns is not None else None
 
@@ -168,6 +172,7 @@ class ShardWriter:
             schema,
             prefix=f"data/{self._token}-",
             settings=self._settings,
+            on_shard=self._on_shard,
         )
 
     def _commit(

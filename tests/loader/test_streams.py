@@ -127,10 +127,11 @@ def test_dataset_over_a_weighted_mixture(stream_dirs: list[str]) -> None:
     assert np.bincount(labels).tolist() == [500, 300, 200]  # exactly, every epoch
     with pytest.raises(ValueError, match="give remote=/local=/version= on each Stream"):
         StreamingDataset(streams=streams, local=a)
-    with pytest.raises(ValueError, match="epoch_size= applies to streams="):
-        StreamingDataset(local=a, epoch_size=10)
-    with pytest.raises(ValueError, match="batching_method must be one of"):
+    assert StreamingDataset(local=a, epoch_size=10).epoch_size == 10  # one dataset resampled
+    with pytest.raises(ValueError, match="'per_stream' needs batch_size"):
         StreamingDataset(streams=streams, batching_method="per_stream")
+    with pytest.raises(ValueError, match="batching_method='device_per_stream'.*'per_stream'"):
+        StreamingDataset(streams=streams, batching_method="device_per_stream")
 
 
 def test_unweighted_streams_read_every_sample_exactly_once(stream_dirs: list[str]) -> None:

@@ -13,6 +13,9 @@ resume and the loader need nothing new (:mod:`loader.order.mix.orders`):
   positions (the global batch the run started with) holds each stream's share rounded down
   or up, seeded-shuffled within the stratum. Strata align with steps when the global batch
   is ``Z``; a run resumed with another global batch continues the same order exactly.
+- ``"per_stream"``: every global batch holds one stream's samples (Mosaic's); each stream
+  gives whole global batches only, in a seeded order of streams
+  (:mod:`loader.order.mix.per_stream`). The global batch is fixed when the dataset is made.
 
 Pure: the streams are opened by :func:`loader.read.mixture.open_mixture`, which hands
 their sizes here.
@@ -31,6 +34,7 @@ import numpy as np
 from loader.options import Stream
 from loader.order.epoch import OrderSettings
 from loader.order.mix.orders import MixOrder, RandomMixOrder, StratifiedMixOrder
+from loader.order.mix.per_stream import StreamBatchPlan, per_stream_counts
 from loader.order.mix.virtual import VirtualShards
 from loader.order.mix.weights import BATCHING_METHODS, SAMPLING_METHODS, samples_per_stream
 
@@ -85,13 +89,25 @@ class Mixture:
         epoch_size: int | None = None,
         batching_method: str = "random",
         sampling_method: str = "balanced",
+        global_batch: int | None = None,
     ) -> Mixture:
         """Weigh the opened streams (their shard sizes, data fingerprints and pinned
-        versions) and draw each one's virtual shards; O(shards)."""
+        versions) and draw each one's virtual shards; O(shards). ``per_stream`` batching
+        needs the ``global_batch``: each stream gives whole global batches only."""
         streams = cls.check(streams, batching_method, sampling_method)
         shard_sizes = [np.asarray(s, np.int64) for s in shard_sizes]
         sizes = tuple(int(s.sum()) for s in shard_sizes)
         counts = samples_per_stream(sizes, streams, epoch_size)
+        stratum = None
+        if batching_method == "per_stream":
+            if global_batch is None:
+                raise ValueError(
+                    "batching_method='per_stream' needs batch_size= on the dataset (each "
+                    "stream gives whole global batches), as in Mosaic"
+                )
+            names = [s.name for s in streams]
+            counts = np.array(per_stream_counts(counts.tolist(), global_batch, names), np.int64)
+            stratum = global_batch
         shard_offsets = np.concatenate([[0], np.cumsum([len(s) for s in shard_sizes])])
         id_offsets = np.concatenate([[0], np.cumsum(sizes)])
         parts = tuple(
@@ -107,6 +123,7 @@ class Mixture:
             parts,
             batching_method,
             sampling_method,
+            stratum,
         )
         logger.info("mixture of %d streams: %s per epoch", len(streams), mixture.counts)
         return mixture
@@ -139,11 +156,14 @@ class Mixture:
         """This mixture resuming at a state: mid-epoch it keeps the state's stratum (so the
         order continues on any global batch); at an epoch boundary the next epoch is
         stratified by the current global batch."""
+        if self.batching_method == "per_stream":
+            return self  # its counts are whole batches of the stratum it was made with
         return replace(self, stratum=stratum if sample_in_epoch and stratum else None)
 
     def stratum_for(self, global_batch: int) -> int:
-        """The stratum an epoch uses: the adopted one, else the global batch (0: random)."""
-        if self.batching_method != "stratified":
+        """The stratum an epoch uses: the adopted one, else the global batch (0: random);
+        per_stream: the global batch the mixture was made with."""
+        if self.batching_method == "random":
             return 0
         return self.stratum or global_batch
 
@@ -154,4 +174,8 @@ class Mixture:
         if self.batching_method == "random":
             return RandomMixOrder(self.virtual, settings, epoch, subset_epoch)
         stratum = self.stratum_for(global_batch)
-        return StratifiedMixOrder(self.parts, settings, epoch, subset_epoch, stratum)
+        plan = None
+        if self.batching_method == "per_stream":
+            origin_epoch = epoch if fresh else 0  # Mosaic: a new batch order each epoch
+            plan = StreamBatchPlan(np.asarray(self.counts), stratum, settings.seed, origin_epoch)
+        return StratifiedMixOrder(self.parts, settings, epoch, subset_epoch, stratum, plan)

@@ -11,6 +11,8 @@ blocks, strata (O(global batch)) and partial-shard subsets (O(shard)), all insta
 - :class:`StratifiedMixOrder` (``"stratified"``): one order per stream (seeded apart); stratum
   ``j`` (positions ``[j*Z, (j+1)*Z)``) holds ``StratumPlan.composition(j)`` samples of each
   stream, taken in order from each stream's order and seeded-shuffled within the stratum.
+  ``"per_stream"`` reads the same way through a :class:`StreamBatchPlan`: every stratum
+  (global batch) is one stream's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from loader.order.epoch import EpochOrder, OrderSettings
+from loader.order.mix.per_stream import StreamBatchPlan
 from loader.order.mix.strata import StratumPlan, stratum_slots
 from loader.order.mix.virtual import VirtualShards, partial_subset, stream_seed
 
@@ -78,8 +81,10 @@ class StratifiedMixOrder:
         epoch: int,
         subset_epoch: int,
         stratum: int,
+        plan: StratumPlan | StreamBatchPlan | None = None,
     ) -> None:
-        self.plan = StratumPlan(np.array([p.num_samples for p in parts], np.int64), stratum)
+        counts = np.array([p.num_samples for p in parts], np.int64)
+        self.plan = plan if plan is not None else StratumPlan(counts, stratum)
         self.parts, self.settings, self.epoch = list(parts), settings, epoch
         self.orders = [
             EpochOrder(p.sizes, replace(settings, seed=stream_seed(settings.seed, s)), epoch)

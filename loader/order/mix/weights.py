@@ -30,7 +30,7 @@ __all__ = [
     "samples_per_stream",
 ]
 
-BATCHING_METHODS = ("random", "stratified")
+BATCHING_METHODS = ("random", "stratified", "per_stream")
 SAMPLING_METHODS = ("balanced", "fixed")
 # Fingerprint fields that describe the mixture's data: these may change between epochs.
 MIXTURE_FIELDS = frozenset(
