@@ -130,6 +130,9 @@ def _derived(path: Path, digest: str, size: int) -> Columnar | None:
         found = decode_columnar(path.read_bytes(), str(path))
     except FileNotFoundError:
         return None
+    except OSError as exc:  # an unusable cache directory never stops a read
+        log.warning("could not read the columnar index kept in %s (%s)", path, exc)
+        return None
     except IndexFormatError as exc:
         log.warning("%s; rebuilding it", exc)
         return None
