@@ -175,3 +175,22 @@ def test_a_remote_stale_index_json_is_downloaded_and_compared(tmp_path: Path) ->
     _write(tmp_path / "other", 120)
     shutil.copyfile(tmp_path / "other" / "index.json", path / "index.json")
     assert read_index(store).num_samples == 120  # the stale index.columnar was not trusted
+
+
+def test_a_delta_sync_commits_through_the_same_function(tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    import sparkshard
+
+    uri, out = str(tmp_path / "table"), str(tmp_path / "ds")
+    write_deltalake(uri, pa.table({"x": np.arange(50, dtype=np.int64)}))
+    sparkshard.delta_to_shards(uri, out)
+    write_deltalake(uri, pa.table({"x": np.arange(50, 80, dtype=np.int64)}), mode="append")
+    sparkshard.delta_to_shards(uri, out)  # the sync appends the new rows as version 2
+    store = LocalStore(out)
+    assert list_versions(store) == [1, 2]
+    for v in (1, 2):
+        key = version_key(v)
+        assert (Path(out) / columnar_key(key)).exists()
+        assert columnar_problem(store, key, store.read(key)) is None
+    assert read_index(store).num_samples == 80
