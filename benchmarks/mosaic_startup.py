@@ -4,15 +4,18 @@
 
 Times ``StreamingDataset(local=DATASET, shuffle=True)`` up to its first batch (after
 ``load_state_dict`` at ``F`` of the epoch with ``--resume-at``). Mosaic builds O(samples)
-arrays at start-up, so a watchdog thread stops the process once its resident memory passes
-``M`` MiB or ``S`` seconds pass, and reports where it stopped (``{"stopped": ...}``) instead
-of taking the machine down.
+arrays at start-up, so it runs under guards and reports where it stopped
+(``{"stopped": ...}``) instead of taking the machine down: after the imports its data
+segment may grow by ``M`` MiB at most (``RLIMIT_DATA``: one huge allocation fails with
+``MemoryError`` instead of being made), and a watchdog thread stops the process once its
+resident memory passes ``M`` MiB or ``S`` seconds pass.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import threading
 import time
@@ -23,12 +26,21 @@ from benchmarks.common import emit_result, mosaic_first_batch, peak_rss_mib
 BATCH = 256
 
 
-def _rss_mib() -> float:
+def _rss_mib(field: str = "VmRSS") -> float:
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _limit_data(max_mib: float) -> None:
+    """Let the data segment grow by ``max_mib`` beyond what the imports left."""
+    limit = int((_rss_mib("VmData") + max_mib) * 2**20)
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
 def _watchdog(max_mib: float, max_seconds: float, began: float, phase: list[str]) -> None:
@@ -54,10 +66,17 @@ def startup(path: str, resume_at: float | None, max_mib: float, max_seconds: flo
         target=_watchdog, args=(baseline + max_mib, max_seconds, began, phase), daemon=True
     )
     guard.start()
-    ds = StreamingDataset(local=path, batch_size=BATCH, shuffle=True)
-    phase[0] = "the first batch"
-    at = None if resume_at is None else int(resume_at * ds.num_samples)
-    mosaic_first_batch(ds, BATCH, at)
+    _limit_data(max_mib)
+    try:
+        ds = StreamingDataset(local=path, batch_size=BATCH, shuffle=True)
+        phase[0] = "the first batch"
+        at = None if resume_at is None else int(resume_at * ds.num_samples)
+        mosaic_first_batch(ds, BATCH, at)
+    except MemoryError:
+        elapsed = time.perf_counter() - began
+        return {
+            "stopped": f"MemoryError past +{max_mib:.0f} MiB in {phase[0]} after {elapsed:.1f} s"
+        }
     return {
         "seconds": time.perf_counter() - began,
         "rss_after_imports_mib": baseline,
