@@ -184,3 +184,21 @@ def test_a_hundred_thousand_shards_cost_arrays_not_objects() -> None:
     decoded = decode_columnar(file, "x").index
     assert decoded.num_samples == 10**9 and decoded.table.used_layouts() == list(table.layouts[:1])
     assert len(pickle.dumps(decoded)) < 8 << 20
+
+
+def test_the_golden_columnar_file_keeps_loading() -> None:
+    # Written once by format 1 from tests/golden/dataset_v1/index.json; a later sparkshard
+    # must still decode it to the same index (regenerate only with a new FORMAT).
+    from pathlib import Path
+
+    golden = Path(__file__).resolve().parents[2] / "golden"
+    data = (golden / "dataset_v1" / "index.json").read_bytes()
+    decoded = decode_columnar(
+        (golden / "columnar" / "dataset_v1-format1.columnar").read_bytes(), "g"
+    )
+    assert decoded.derived_from(source_digest(data), len(data))
+    assert decoded.index == DatasetIndex.from_json(data, "golden")
+    assert decoded.index.to_json() == DatasetIndex.from_json(data, "golden").to_json()
+    assert (
+        decoded.index.fingerprint() == "d93ea301422402b7cf9c4bd073787621"
+    )  # resume states carry it
