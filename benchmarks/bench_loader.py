@@ -4,13 +4,13 @@
 
 - throughput: one shuffled epoch, batch 256, num_workers 0 and 2, on W1/W2/W3 (samples/s,
   MB/s; Mosaic capped at ``--mosaic-seconds``), plus the page-cache read bandwidth.
-- startup: time to first batch and peak RSS at 10M and 100M samples (an index over many
-  shards, all hard links to one real shard), fresh and resumed at 90% of the epoch.
+- start-up (time to the first batch, memory, resume) has its own benchmark:
+  ``python -m benchmarks startup`` (:mod:`benchmarks.bench_startup`).
 - quality: per-batch label entropy and distinct shards per batch on a dataset sorted by
   label, ours ("block") vs Mosaic's default py1e at the same block size.
 
 This module imports only numpy and benchmarks.common at the top: mosaic_loader.py (the peer
-venv) reuses its metric helpers. Child modes: ``epoch``, ``startup`` (see ``main``).
+venv) reuses its metric helpers. Child mode: ``epoch`` (see ``main``).
 """
 
 from __future__ import annotations
@@ -73,23 +73,6 @@ def child_epoch(path: str, workers: int, verify: bool = True) -> dict[str, Any]:
     result = drain(StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers))
     total = dataset_bytes(Path(path))
     return {**result, "bytes": total * result["samples"] / ds.num_samples}
-
-
-def child_startup(path: str, resume_at: float | None) -> dict[str, Any]:
-    import torch  # noqa: F401  (imports are not part of start-up)
-
-    from benchmarks.common import peak_rss_mib
-    from loader import StreamingDataLoader, StreamingDataset
-
-    baseline = peak_rss_mib()
-    began = time.perf_counter()
-    ds = StreamingDataset(local=path, batch_size=BATCH, shuffle=True)
-    loader = StreamingDataLoader(ds, batch_size=BATCH)
-    if resume_at is not None:
-        loader.load_state_dict(ds.resume_state(0, int(resume_at * ds.num_samples)))
-    next(iter(loader))
-    seconds = time.perf_counter() - began
-    return {"seconds": seconds, "rss_after_imports_mib": baseline, "num_samples": ds.num_samples}
 
 
 # --- data preparation -----------------------------------------------------------------
@@ -215,25 +198,6 @@ def verification(scale: float) -> None:
     print_ratios(f"hash verification cost ({machine_note()})", rows, theirs_name="unverified")
 
 
-def startup(peer: Path | None, sizes: list[int]) -> None:
-    rows: list[Ratio] = []
-    for n in sizes:
-        path = prepare_index(n)
-        for resume in (None, 0.9):
-            extra = [] if resume is None else ["--resume-at", str(resume)]
-            ours = run_child([main_python(), "-m", ME, "startup", path, *extra])
-            label = f"{n / 1e6:.0f}M {'fresh' if resume is None else 'resume@90%'}"
-            t_s = t_rss = 0.0
-            if peer is not None:
-                theirs = run_child([peer, PEER, "startup", path, *extra], timeout=1800)
-                t_s, t_rss = theirs.result["seconds"], theirs.peak_rss_mib
-            base = ours.result["rss_after_imports_mib"]
-            note = f"ours: {ours.peak_rss_mib - base:.0f} MiB above imports ({base:.0f})"
-            rows.append(Ratio(f"{label} first batch", ours.result["seconds"], t_s, "s", False))
-            rows.append(Ratio(f"{label} peak RSS", ours.peak_rss_mib, t_rss, "MiB", False, note))
-    print_ratios("loader start-up (time to first batch, peak RSS)", rows)
-
-
 def quality(peer: Path | None) -> None:
     from loader.order.epoch import EpochOrder, OrderSettings
 
@@ -259,9 +223,8 @@ def run(args: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks loader --")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of W1-W3 rows")
     parser.add_argument("--mosaic-seconds", type=float, default=30.0)
-    parser.add_argument("--startup-sizes", default="10000000,100000000")
     parser.add_argument("--skip-mosaic", action="store_true")
-    parser.add_argument("--only", choices=["throughput", "startup", "quality", "verification"])
+    parser.add_argument("--only", choices=["throughput", "quality", "verification"])
     opts = parser.parse_args(args)
     peer = None if opts.skip_mosaic else mosaic_python()
     if peer is None and not opts.skip_mosaic:
@@ -272,17 +235,12 @@ def run(args: list[str]) -> None:
         throughput(opts.scale, opts.mosaic_seconds, peer)
     if opts.only in (None, "verification"):
         verification(opts.scale)
-    if opts.only in (None, "startup"):
-        startup(peer, [int(s) for s in opts.startup_sizes.split(",")])
 
 
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "epoch":
         workers = int(argv[argv.index("--workers") + 1])
         emit_result(child_epoch(argv[1], workers, verify="--no-verify" not in argv))
-    elif argv and argv[0] == "startup":
-        resume = float(argv[argv.index("--resume-at") + 1]) if "--resume-at" in argv else None
-        emit_result(child_startup(argv[1], resume))
     else:
         run(argv)
 

@@ -1,13 +1,11 @@
 """The Mosaic side of ``bench_loader``. Runs ONLY under the peer venv's python.
 
     mosaic_loader.py epoch DATASET --workers W [--max-seconds S]   # one shuffled epoch
-    mosaic_loader.py startup DATASET [--resume-at F]               # time to first batch
     mosaic_loader.py quality --shard-size Z --shards S --labels L --block B
 
 ``epoch`` iterates ``StreamingDataLoader(StreamingDataset(local=..., shuffle=True,
 batch_size=256))`` over the same MDS files as ours, stopping after ``--max-seconds`` (the
-rate is per sample delivered). ``startup`` times construction + the first batch (after
-``load_state_dict`` at ``F`` of the epoch with ``--resume-at``). ``quality`` measures py1e's
+rate is per sample delivered; start-up is mosaic_startup.py's). ``quality`` measures py1e's
 order on a dataset written sorted by label (no files needed: the order only needs sizes).
 """
 
@@ -16,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.bench_loader import BATCH, batch_quality, dataset_bytes
-from benchmarks.common import drain, emit_result, mosaic_first_batch
+from benchmarks.common import drain, emit_result
 
 
 def _dataset(path: str, **kwargs: Any) -> Any:
@@ -44,16 +41,6 @@ def epoch(path: str, workers: int, max_seconds: float) -> dict[str, Any]:
     return {**result, "bytes": total * result["samples"] / ds.num_samples}
 
 
-def startup(path: str, resume_at: float | None) -> dict[str, Any]:
-    import streaming  # noqa: F401  (imports are not part of start-up)
-
-    began = time.perf_counter()
-    ds = _dataset(path)
-    at = None if resume_at is None else int(resume_at * ds.num_samples)
-    mosaic_first_batch(ds, BATCH, at)
-    return {"seconds": time.perf_counter() - began, "num_samples": ds.num_samples}
-
-
 def quality(shard_size: int, shards: int, labels: int, block: int) -> dict[str, Any]:
     from streaming.base.shuffle import get_shuffle
 
@@ -64,11 +51,10 @@ def quality(shard_size: int, shards: int, labels: int, block: int) -> dict[str, 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["epoch", "startup", "quality"])
+    parser.add_argument("mode", choices=["epoch", "quality"])
     parser.add_argument("dataset", nargs="?")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=30.0)
-    parser.add_argument("--resume-at", type=float)
     parser.add_argument("--shard-size", type=int)
     parser.add_argument("--shards", type=int)
     parser.add_argument("--labels", type=int)
@@ -76,8 +62,6 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.mode == "epoch":
         emit_result(epoch(args.dataset, args.workers, args.max_seconds))
-    elif args.mode == "startup":
-        emit_result(startup(args.dataset, args.resume_at))
     else:
         result = quality(args.shard_size, args.shards, args.labels, args.block)
         print(json.dumps(result))

@@ -95,7 +95,8 @@ def _tool_parsers(commands: Any) -> None:
     verify.add_argument("--all-versions", action="store_true", help="check every kept version")
     verify.add_argument(
         "--repair", action="store_true",
-        help="first rewrite index.json (the copy Mosaic reads) from the latest version record",
+        help="first rewrite index.json (the copy Mosaic reads) from the latest version record, "
+        "and the columnar form of every version record that lacks a sound one",
     )  # fmt: skip
     verify.set_defaults(run=_verify)
     tool("history", "every committed version").set_defaults(run=_history)
@@ -139,10 +140,14 @@ def _verify(args: argparse.Namespace) -> int:
 
     store = _store(args)
     if args.repair:
-        from sparkshard.dataset.versions import repair_index
+        from sparkshard.dataset.index_files import repair_columnar
+        from sparkshard.dataset.versions import list_versions, repair_index, version_key
 
         repaired = repair_index(store)
         print(f"index.json {'rewritten from the latest version' if repaired else 'was current'}")
+        keys = [version_key(v) for v in list_versions(store)]
+        for key in repair_columnar(store, keys):
+            print(f"wrote {key} (the columnar form readers load at start-up)")
     report = verify_dataset(store, version=args.version, all_versions=args.all_versions)
     for line in render_verify(report):
         print(line, file=sys.stdout if report.ok else sys.stderr)

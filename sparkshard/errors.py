@@ -8,7 +8,7 @@ and denied access ``PermissionError`` (raised as the builtins, naming the URL)::
     SparkshardError
     ├── SchemaError(TypeError)                a column cannot be stored as asked
     ├── EncodingError(ValueError)             a value does not fit its column's encoding
-    ├── IndexFormatError(ValueError)          index.json or a version record is malformed
+    ├── IndexFormatError(ValueError)          index.json, a version record or its columnar form is malformed
     ├── CorruptShardError(ValueError)         a shard file is truncated, malformed or fails its hash
     ├── ResumeStateError(ValueError)          a resume state does not fit this dataset/settings
     ├── SourceRewrittenError(ValueError)      a source changed rows already converted
@@ -63,7 +63,8 @@ class EncodingError(SparkshardError, ValueError):
 
 
 class IndexFormatError(SparkshardError, ValueError):
-    """An ``index.json`` (or a version record) is malformed or of an unknown version."""
+    """An ``index.json``, a version record or its columnar form is malformed or of an
+    unknown version."""
 
 
 class CorruptShardError(SparkshardError, ValueError):

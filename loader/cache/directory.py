@@ -8,7 +8,9 @@ memory, no lock files elsewhere, and a lock dies with its process, so a crash (e
     <local>/<name>-<digest of the remote URL>/
         .cache.lock        exclusive while one process does the accounting and evicts
         remote.txt         the remote URL (names the namespace for humans)
-        index.json         the remote index this cache last served (replaced when it changes)
+        index.id           the fingerprint and version of the index this cache last served
+        index/X.columnar   columnar forms of remote index files that lack one (derived on
+                           first open, checked against the remote JSON's digest before use)
         shards/<key>       placed (decompressed, verified) shards, read through mmap
         fetch/<key>        exclusive while one process fetches <key>; holds its reserved bytes
         fetch/<key>.tmp    the data being written, renamed into shards/ when complete
@@ -35,10 +37,10 @@ from pathlib import Path
 
 from loader.cache.eviction import CacheEntry, eviction_victims
 from sparkshard.errors import CacheTimeoutError
-from sparkshard.format.index import ShardRecord
+from sparkshard.format.index import DatasetIndex, ShardRecord
 from sparkshard.storage import write_atomically
 
-__all__ = ["Lease", "ShardCache", "default_cache_dir", "namespace_name", "shard_key"]
+__all__ = ["Lease", "ShardCache", "default_cache_dir", "index_dir", "namespace_name", "shard_key"]
 
 log = logging.getLogger(__name__)
 _POLL = 0.02  # seconds between attempts to get a lock or room
@@ -57,6 +59,12 @@ def namespace_name(remote_url: str) -> str:
     tail = remote_url.rstrip("/").rsplit("/", 1)[-1] or "dataset"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in tail)[:40]
     return f"{safe}-{digest}"
+
+
+def index_dir(local: str | os.PathLike[str], remote_url: str | os.PathLike[str]) -> Path:
+    """Where the cache in ``local`` keeps the columnar indexes it derived for a dataset."""
+    root = Path(os.fspath(local)).expanduser().absolute()
+    return root / namespace_name(os.fspath(remote_url)) / "index"
 
 
 def shard_key(record: ShardRecord) -> str:
@@ -111,6 +119,7 @@ class ShardCache:
         self.root = Path(os.fspath(local)).expanduser().absolute() / namespace_name(remote_url)
         self.limit = limit
         self.shards, self._fetch = self.root / "shards", self.root / "fetch"
+        self.index_dir = self.root / "index"
         self.shards.mkdir(parents=True, exist_ok=True)
         self._fetch.mkdir(exist_ok=True)
         marker = self.root / "remote.txt"
@@ -125,13 +134,14 @@ class ShardCache:
         return self.shards / shard_key(record)
 
     # --- the index -----------------------------------------------------------------------
-    def sync_index(self, data: bytes) -> bool:
-        """Record the remote index this cache serves; True when it differs from the cached one.
+    def sync_index(self, index: DatasetIndex) -> bool:
+        """Record which remote index this cache serves; True when it differs from the last one.
 
         Cached shards never depend on it (their keys digest their records), so a changed
         remote only makes stale files unreachable; eviction removes them later.
         """
-        path = self.root / "index.json"
+        path = self.root / "index.id"
+        data = f"{index.fingerprint()} {index.dataset_version}\n".encode()
         try:
             same = path.read_bytes() == data
         except FileNotFoundError:

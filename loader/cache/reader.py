@@ -58,8 +58,8 @@ class RemoteSource:
         store = open_store(self.url, remote_options(self.url, options.storage_options))
         cache = ShardCache(self.local, self.url, options.cache.limit_bytes)
         if self.index is None or (version is not None and version != self.index.dataset_version):
-            self.index = read_index(store, version)
-        cache.sync_index(self.index.to_json())
+            self.index = read_index(store, version, derived=cache.index_dir)
+        cache.sync_index(self.index)
         fetcher = ShardFetcher(store, cache, options.download, verify=options.verify_hashes)
         return CachedReader(
             self.index,
@@ -99,7 +99,7 @@ class CachedReader(DatasetReader):
         )
         self.cache, self.fetcher = cache, fetcher
         self._source_root = Path(source_root) if source_root is not None else None
-        self._raw_sizes = np.array([s.raw_data.bytes for s in index.shards], np.int64)
+        self._raw_sizes = np.array(index.table.raw_bytes, np.int64)
         self._largest = int(self._raw_sizes.max()) if len(self._raw_sizes) else 0
         self._shards: OrderedDict[int, MappedShard] = OrderedDict()
         self._leases: dict[int, Lease] = {}

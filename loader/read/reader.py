@@ -62,7 +62,8 @@ class DatasetReader:
         self.root = Path(os.fspath(path)).expanduser().absolute()
         self.index = index if index is not None else read_index(LocalStore(self.root), version)
         self.verify_hashes = verify_hashes
-        self.shard_sizes = np.array([s.samples for s in self.index.shards], np.int64)
+        table = self.index.table  # columns: no per-shard objects until a shard is opened
+        self.shard_sizes = np.array(table.samples, np.int64)
         self._starts = np.concatenate([[0], np.cumsum(self.shard_sizes)])
         self.num_samples = int(self._starts[-1])
         self.version = self.index.dataset_version
@@ -76,12 +77,12 @@ class DatasetReader:
         if not allow_unsafe_pickle:
             _refuse_pickle(self.index, self.root)
         # Mosaic's merged indexes may give each shard its own columns.
-        layouts = {(s.column_names, s.column_encodings) for s in self.index.shards}
+        layouts = {(s.column_names, s.column_encodings) for s in table.used_layouts()}
         self._per_shard_columns = len(layouts) > 1 and columns is None
         self._shards: dict[int, MappedShard] = {}
         self._verified: set[int] = set()  # shards checked in this process (once each)
         self._in_memory: OrderedDict[int, int] = OrderedDict()  # decompressed: shard -> bytes
-        largest = max((s.raw_data.bytes for s in self.index.shards), default=0)
+        largest = int(table.raw_bytes.max()) if len(table) else 0
         self.memory_limit = max(parse_size(memory_limit, what="memory_limit"), 2 * largest)
         self._memory_warned = False
         self.bytes_read = 0  # shard bytes decoded by this process (cumulative)
@@ -130,7 +131,8 @@ class DatasetReader:
         opened = self.shard(shard)
         self.bytes_read += opened.span_bytes(j)
         if self._per_shard_columns:
-            return opened.sample(j, list(self.index.shards[shard].column_names))
+            table = self.index.table
+            return opened.sample(j, list(table.layouts[int(table.layout[shard])].column_names))
         stored = opened.sample(j, self._stored)
         out = {}
         for spec in self._specs:
@@ -234,7 +236,7 @@ def _select(schema: Schema, columns: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _refuse_pickle(index: DatasetIndex, root: Path) -> None:
-    for shard in index.shards:
+    for shard in index.table.used_layouts():
         for name, encoding in zip(shard.column_names, shard.column_encodings):
             if get_encoding(encoding).unsafe:
                 raise SchemaError(

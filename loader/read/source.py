@@ -117,11 +117,11 @@ def open_source(
 
 
 def _local_source(path: Path, options: ReadOptions, version: int | None) -> Source:
-    from loader.cache.directory import default_cache_dir
+    from loader.cache.directory import default_cache_dir, index_dir
     from loader.cache.reader import RemoteSource
 
-    index = read_index(LocalStore(path), version)
-    if any(record.zip_data is not None for record in index.shards):
+    index = read_index(LocalStore(path), version, derived=index_dir(default_cache_dir(), path))
+    if (index.table.zip_bytes >= 0).any():
         cache = default_cache_dir()
         logger.info(
             "%s is compressed: its shards are decompressed into the local cache %s (bounded by "

@@ -1,6 +1,7 @@
 """A dataset in a store: its committed versions and its shard files.
 
 - :mod:`~sparkshard.dataset.versions`: immutable version records, the commit point, index.json;
+- :mod:`~sparkshard.dataset.index_files`: an index file and its columnar form, read and checked;
 - :mod:`~sparkshard.dataset.modes`: write modes checked against what a store holds;
 - :mod:`~sparkshard.dataset.shards`: one shard file fetched, verified and decompressed.
 

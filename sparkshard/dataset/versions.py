@@ -6,21 +6,26 @@ create; object stores: conditional put). Creating that record is the commit: exa
 one of two concurrent writers wins, and once the record exists nothing deletes the files
 it references. Afterwards ``index.json`` is replaced atomically with the same content, for
 Mosaic readers; it is a convenience copy (sparkshard reads the records), so failing to
-update it never undoes a commit, and the next writer repairs it. Shards are never rewritten, so a reader that
-pinned an older version keeps reading it while new versions are committed.
+update it never undoes a commit, and the next writer repairs it. Right after the record,
+``_sparkshard/versions/{N}.columnar`` is written: the same index as arrays, which readers
+load in milliseconds (:mod:`sparkshard.dataset.index_files`; best effort as well). Shards
+are never rewritten, so a reader that pinned an older version keeps reading it while new
+versions are committed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sparkshard.dataset.index_files import load_index, write_columnar
 from sparkshard.errors import CommitUnknownError, VersionConflictError
-from sparkshard.format.index import INDEX_KEY, DatasetIndex, ShardRecord
+from sparkshard.format.index import INDEX_KEY, DatasetIndex, ShardRecord, ShardTable
 from sparkshard.format.schema import Schema
 from sparkshard.storage import Store
 
@@ -76,8 +81,14 @@ def has_dataset(store: Store) -> bool:
     return bool(list_versions(store)) or store.exists(INDEX_KEY)
 
 
-def read_index(store: Store, version: int | None = None) -> DatasetIndex:
-    """The index of ``version`` (default: the latest committed one, else index.json)."""
+def read_index(
+    store: Store, version: int | None = None, *, derived: str | os.PathLike[str] | None = None
+) -> DatasetIndex:
+    """The index of ``version`` (default: the latest committed one, else index.json).
+
+    Read from its columnar form when that is known to match the JSON, else parsed from the
+    JSON; ``derived`` is a directory of the caller's where a parsed index's columnar form is
+    kept for the next open (see :mod:`sparkshard.dataset.index_files`)."""
     versions = list_versions(store)
     if version is not None:
         if version not in versions:
@@ -85,20 +96,20 @@ def read_index(store: Store, version: int | None = None) -> DatasetIndex:
                 f"dataset {store.url} has no version {version}; its versions are "
                 f"{versions or 'none (a plain MDS dataset: omit version=)'}"
             )
-        return DatasetIndex.from_json(
-            store.read(version_key(version)), f"{store.url} version {version}"
-        )
+        where = f"{store.url} version {version}"
+        return load_index(store, version_key(version), where, immutable=True, derived=derived)
     if versions:
         key = version_key(versions[-1])
-        return DatasetIndex.from_json(store.read(key), f"{store.url}/{key}")
+        return load_index(store, key, f"{store.url}/{key}", immutable=True, derived=derived)
     try:
-        data = store.read(INDEX_KEY)
+        return load_index(
+            store, INDEX_KEY, f"{store.url}/{INDEX_KEY}", immutable=False, derived=derived
+        )
     except FileNotFoundError:
         raise FileNotFoundError(
             f"no dataset at {store.url}: {INDEX_KEY} is missing (was the write finished, "
             "and is this the dataset's root folder?)"
         ) from None
-    return DatasetIndex.from_json(data, f"{store.url}/{INDEX_KEY}")
 
 
 def commit_version(
@@ -146,6 +157,7 @@ def commit_version(
                 discard()
             raise
         log.warning("the commit request for version %d failed (%s) but it landed", version, exc)
+    write_columnar(store, key, data, committed)
     publish_index(store, version, data)
     log.info("committed version %d of %s (%d shards)", version, store.url, len(committed.shards))
     return committed
@@ -226,7 +238,8 @@ def publish_write(
 
     ``discard`` deletes the write's shards; it runs only if the version is known not to be
     committed (see :func:`commit_version`)."""
-    keep = previous.shards if (mode == "append" and previous is not None) else ()
+    appending = mode == "append" and previous is not None
+    keep: Sequence[ShardRecord] = previous.table if previous is not None and appending else ()
     base = previous.dataset_version if previous is not None else None
     if previous is not None and base is None:
         base = 0  # a plain MDS dataset becomes version 1
@@ -238,7 +251,7 @@ def publish_write(
     }
     committed = commit_version(
         store,
-        DatasetIndex(tuple(keep) + tuple(records)),
+        DatasetIndex(ShardTable.concat([keep, records])),
         base_version=base,
         meta=meta,
         discard=discard,
@@ -257,8 +270,8 @@ def dataset_info(
         version=index.dataset_version or 0,
         num_samples=index.num_samples,
         num_shards=len(index.shards),
-        bytes=sum(s.stored.bytes for s in index.shards),
-        raw_bytes=sum(s.raw_data.bytes for s in index.shards),
+        bytes=int(index.table.stored_bytes.sum()),
+        raw_bytes=int(index.table.raw_bytes.sum()),
         new_samples=new_samples,
         seconds=0.0 if started is None else time.perf_counter() - started,
     )

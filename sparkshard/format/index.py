@@ -7,124 +7,55 @@ under one extra top-level key, ``"sparkshard"``, which Mosaic ignores.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sparkshard.errors import IndexFormatError
+from sparkshard.format.records import SHARD_KEYS, FileInfo, ShardRecord
 from sparkshard.format.schema import Schema
+from sparkshard.format.shard_table import ShardTable
 
-__all__ = ["INDEX_KEY", "META_KEY", "DatasetIndex", "FileInfo", "ShardRecord", "schema_of"]
+__all__ = [
+    "INDEX_KEY",
+    "META_KEY",
+    "SHARD_KEYS",
+    "DatasetIndex",
+    "FileInfo",
+    "ShardRecord",
+    "ShardTable",
+    "schema_of",
+]
 
 INDEX_KEY = "index.json"
 META_KEY = "sparkshard"
-SHARD_KEYS = frozenset(
-    {
-        "column_encodings", "column_names", "column_sizes", "compression", "format", "hashes",
-        "raw_data", "samples", "size_limit", "version", "zip_data",
-    }
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """One file of a shard: its path relative to the index, size and hex digests."""
-
-    basename: str
-    bytes: int
-    hashes: Mapping[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"basename": self.basename, "bytes": self.bytes, "hashes": dict(self.hashes)}
-
-    @classmethod
-    def from_json(cls, obj: Any, where: str) -> FileInfo:
-        if not isinstance(obj, dict) or not {"basename", "bytes"} <= obj.keys():
-            raise IndexFormatError(
-                f"{where}: expected {{basename, bytes, hashes}}, got {obj!r:.200}"
-            )
-        basename = obj["basename"]
-        if not isinstance(basename, str) or basename.startswith("/") or ".." in basename.split("/"):
-            raise IndexFormatError(f"{where}: basename {basename!r} must be a relative path")
-        return cls(basename, int(obj["bytes"]), dict(obj.get("hashes") or {}))
-
-
-@dataclass(frozen=True)
-class ShardRecord:
-    """One shard entry of index.json."""
-
-    column_names: tuple[str, ...]
-    column_encodings: tuple[str, ...]
-    column_sizes: tuple[int | None, ...]
-    compression: str | None
-    hashes: tuple[str, ...]
-    raw_data: FileInfo
-    samples: int
-    size_limit: int | None
-    zip_data: FileInfo | None
-
-    @property
-    def stored(self) -> FileInfo:
-        """The file as it sits in storage (compressed if compression is on)."""
-        return self.zip_data or self.raw_data
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "column_encodings": list(self.column_encodings),
-            "column_names": list(self.column_names),
-            "column_sizes": list(self.column_sizes),
-            "compression": self.compression,
-            "format": "mds",
-            "hashes": list(self.hashes),
-            "raw_data": self.raw_data.to_json(),
-            "samples": self.samples,
-            "size_limit": self.size_limit,
-            "version": 2,
-            "zip_data": self.zip_data.to_json() if self.zip_data else None,
-        }
-
-    @classmethod
-    def from_json(cls, obj: Any, where: str) -> ShardRecord:
-        if not isinstance(obj, dict):
-            raise IndexFormatError(f"{where}: expected a shard object, got {type(obj).__name__}")
-        missing = SHARD_KEYS - obj.keys()
-        if missing:
-            raise IndexFormatError(f"{where}: shard entry lacks keys {sorted(missing)}")
-        if obj["format"] != "mds" or obj["version"] != 2:
-            raise IndexFormatError(
-                f"{where}: only MDS version 2 shards are readable, got format "
-                f"{obj['format']!r} version {obj['version']!r}"
-            )
-        names, encodings, sizes = obj["column_names"], obj["column_encodings"], obj["column_sizes"]
-        if not (isinstance(names, list) and len(names) == len(encodings) == len(sizes)):
-            raise IndexFormatError(f"{where}: column_names/encodings/sizes differ in length")
-        return cls(
-            column_names=tuple(names),
-            column_encodings=tuple(encodings),
-            column_sizes=tuple(None if s is None else int(s) for s in sizes),
-            compression=obj["compression"],
-            hashes=tuple(obj["hashes"] or ()),
-            raw_data=FileInfo.from_json(obj["raw_data"], f"{where} raw_data"),
-            samples=int(obj["samples"]),
-            size_limit=obj["size_limit"],
-            zip_data=FileInfo.from_json(obj["zip_data"], f"{where} zip_data")
-            if obj["zip_data"]
-            else None,
-        )
 
 
 @dataclass(frozen=True)
 class DatasetIndex:
-    """A parsed index: the shards in sample order plus our metadata block (may be empty)."""
+    """A parsed index: the shards in sample order plus our metadata block (may be empty).
 
-    shards: tuple[ShardRecord, ...]
+    ``shards`` is always a :class:`ShardTable` (columns; a record is built per access),
+    whatever sequence of records it was given.
+    """
+
+    shards: Sequence[ShardRecord]
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.shards, ShardTable):
+            object.__setattr__(self, "shards", ShardTable.from_records(self.shards))
+
+    @property
+    def table(self) -> ShardTable:
+        """The shards as columns (what start-up and every O(shards) computation read)."""
+        assert isinstance(self.shards, ShardTable)
+        return self.shards
 
     @property
     def num_samples(self) -> int:
-        return sum(s.samples for s in self.shards)
+        return self.table.num_samples
 
     @property
     def dataset_version(self) -> int | None:
@@ -136,9 +67,7 @@ class DatasetIndex:
 
     def fingerprint(self) -> str:
         """A digest of what the samples are: shard files, their sizes and hashes, in order."""
-        content = [(s.raw_data.to_json(), s.samples, list(s.column_names)) for s in self.shards]
-        text = json.dumps(content, sort_keys=True).encode("utf-8")
-        return hashlib.sha256(text).hexdigest()[:32]
+        return self.table.fingerprint()
 
     def to_json(self) -> bytes:
         obj: dict[str, Any] = {"shards": [s.to_json() for s in self.shards], "version": 2}
@@ -179,7 +108,7 @@ def schema_of(index: DatasetIndex) -> Schema:
     """The logical schema our index block records, or plain MDS columns (Mosaic datasets)."""
     if index.meta.get("columns"):
         return Schema.from_meta(index.meta["columns"])
-    if not index.shards:
+    if not len(index.shards):
         return Schema(())
-    first = index.shards[0]
+    first = index.table.layouts[int(index.table.layout[0])]
     return Schema.from_encodings(dict(zip(first.column_names, first.column_encodings)))

@@ -130,7 +130,7 @@ def cache(
 def _missing_files(store: Any, index: Any) -> list[str]:
     """Shard files ``index`` references that ``store`` does not hold (one listing)."""
     present = set(store.list())
-    return sorted({s.stored.basename for s in index.shards} - present)
+    return sorted(set(index.table.stored_names()) - present)
 
 
 def _key(source_key: str, writer: Mapping[str, Any]) -> str:

@@ -7,7 +7,9 @@ Keeping the newest ``retain`` versions, :func:`plan_gc` lists
   and orphans of failed or abandoned writes, half-written ones included (the hidden
   staging files a local write killed before its rename leaves, see
   :func:`sparkshard.storage.staging_files`),
-- stale job markers under ``_sparkshard/jobs/`` (jobs no kept version comes from).
+- stale job markers under ``_sparkshard/jobs/`` (jobs no kept version comes from),
+- the columnar forms (``_sparkshard/versions/N.columnar``) of expired versions, and any
+  whose version record is gone; those of kept versions are never touched.
 
 A file that nothing references may belong to a write still in progress, so an orphan is
 only removed once its job has finished (its marker exists) or it is older than
@@ -26,7 +28,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sparkshard.dataset.versions import list_versions, version_key
+from sparkshard.dataset.index_files import columnar_key
+from sparkshard.dataset.versions import VERSIONS_PREFIX, list_versions, read_index, version_key
+from sparkshard.format.columnar_index import SUFFIX
 from sparkshard.format.index import INDEX_KEY, DatasetIndex
 from sparkshard.storage import Store, staging_files
 from sparkshard.write.commit import JOBS_PREFIX
@@ -49,10 +53,11 @@ class GcPlan:
     markers: list[str] = field(default_factory=list)
     recent: list[str] = field(default_factory=list)  # unreferenced, but maybe in progress
     bytes: int = 0
+    columnar: list[str] = field(default_factory=list)  # columnar forms of expired versions
 
     @property
     def empty(self) -> bool:
-        return not (self.expired or self.files or self.markers)
+        return not (self.expired or self.files or self.markers or self.columnar)
 
 
 def plan_gc(
@@ -67,15 +72,13 @@ def plan_gc(
             f"no dataset at {store.url}: neither {INDEX_KEY} nor versions exist"
         )
     kept, expired = versions[-retain:], versions[:-retain]
-    kept_indexes = [_read(store, version_key(v)) for v in kept]
+    kept_indexes = [read_index(store, v) for v in kept]
     if store.exists(INDEX_KEY):
         kept_indexes.append(_read(store, INDEX_KEY))
     _refuse_broken(store, kept, kept_indexes)
     referenced = {name for index in kept_indexes for name in _files_of(index)}
     kept_jobs = {_token(name) for name in referenced} | {_job_of(index) for index in kept_indexes}
-    expired_sizes = {
-        n: b for v in expired for n, b in _files_of(_read(store, version_key(v))).items()
-    }
+    expired_sizes = {n: b for v in expired for n, b in _files_of(read_index(store, v)).items()}
     expired_files = set(expired_sizes)
     finished = {key[len(JOBS_PREFIX) :] for key in store.list(JOBS_PREFIX)}
     clock = time.time() if now is None else now
@@ -100,13 +103,27 @@ def plan_gc(
         if key[len(JOBS_PREFIX) :] not in kept_jobs
         and _old(store, key, clock, min_age, expired_files)
     ]
-    return GcPlan(store.url, kept, [version_key(v) for v in expired], files, markers, recent, total)
+    expired_keys = [version_key(v) for v in expired]
+    columnar = _stale_columnar(store, kept)
+    return GcPlan(store.url, kept, expired_keys, files, markers, recent, total, columnar)
+
+
+def _stale_columnar(store: Store, kept: list[int]) -> list[str]:
+    """Columnar forms of versions older than the newest kept one that are not kept (a newer
+    one may belong to a commit that happened after the versions were listed)."""
+    newest, keep = max(kept, default=0), {columnar_key(version_key(v)) for v in kept}
+    out = []
+    for key in store.list(VERSIONS_PREFIX):
+        stem = key[len(VERSIONS_PREFIX) :].removesuffix(SUFFIX)
+        if key.endswith(SUFFIX) and key not in keep and stem.isdigit() and int(stem) < newest:
+            out.append(key)
+    return out
 
 
 def _refuse_broken(store: Store, kept: list[int], indexes: list[DatasetIndex]) -> None:
     """A kept version that misses shards must not be all that remains: refuse to collect."""
     present = set(store.list())
-    missing = sorted({s.stored.basename for index in indexes for s in index.shards} - present)
+    missing = sorted({n for index in indexes for n in index.table.stored_names()} - present)
     if missing:
         raise FileNotFoundError(
             f"gc of {store.url} refused: the version(s) it would keep ({kept or ['index.json']}) "
@@ -119,17 +136,19 @@ def _refuse_broken(store: Store, kept: list[int], indexes: list[DatasetIndex]) -
 
 def apply_gc(store: Store, plan: GcPlan) -> None:
     """Delete what ``plan`` lists: version records first, so no reader opens them meanwhile."""
-    for key in [*plan.expired, *plan.files, *plan.markers]:
+    for key in [*plan.expired, *plan.columnar, *plan.files, *plan.markers]:
         store.delete(key)
     log.info(
-        "gc of %s: removed %d version record(s), %d shard file(s) (%d bytes), %d marker(s)",
-        store.url, len(plan.expired), len(plan.files), plan.bytes, len(plan.markers),
+        "gc of %s: removed %d version record(s) (and %d columnar form(s)), %d shard file(s) "
+        "(%d bytes), %d marker(s)",
+        store.url, len(plan.expired), len(plan.columnar), len(plan.files), plan.bytes,
+        len(plan.markers),
     )  # fmt: skip
 
 
 def render_gc(plan: GcPlan, *, applied: bool) -> Iterable[str]:
     verb = "removed" if applied else "would remove"
-    for key in [*plan.expired, *plan.files, *plan.markers]:
+    for key in [*plan.expired, *plan.columnar, *plan.files, *plan.markers]:
         yield f"{verb} {key}"
     for key in plan.recent:
         yield f"kept {key} (unreferenced but recent: it may belong to a write in progress)"
@@ -157,11 +176,11 @@ def _read(store: Store, key: str) -> DatasetIndex:
 
 def _files_of(index: DatasetIndex) -> dict[str, int]:
     """Every file name ``index`` references (raw and compressed forms), with its size."""
-    names = {}
-    for record in index.shards:
-        names[record.raw_data.basename] = record.raw_data.bytes
-        if record.zip_data is not None:
-            names[record.zip_data.basename] = record.zip_data.bytes
+    table = index.table
+    names = dict(zip(table.raw_names.tolist(), table.raw_bytes.tolist()))
+    for name, size in zip(table.zip_names.tolist(), table.zip_bytes.tolist()):
+        if size >= 0:
+            names[name] = size
     return names
 
 

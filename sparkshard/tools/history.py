@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sparkshard.dataset.versions import list_versions, read_index, version_key
+import numpy as np
+
+from sparkshard.dataset.versions import list_versions, read_index
 from sparkshard.format.index import DatasetIndex
 from sparkshard.storage import Store
 from sparkshard.tools.inspect import human_size
@@ -35,9 +37,9 @@ def history(store: Store) -> list[VersionEntry]:
     entries: list[VersionEntry] = []
     before: set[str] = set()
     for version in versions:
-        index = DatasetIndex.from_json(store.read(version_key(version)), f"version {version}")
+        index = read_index(store, version)  # its columnar form when it has a sound one
         entries.append(_entry(index, before))
-        before = {s.stored.basename for s in index.shards}
+        before = set(index.table.stored_names())
     return entries
 
 
@@ -54,8 +56,8 @@ def _entry(index: DatasetIndex, before: set[str]) -> VersionEntry:
         mode=(meta.get("writer") or {}).get("mode"),
         samples=index.num_samples,
         shards=len(index.shards),
-        bytes=sum(s.stored.bytes for s in index.shards),
-        new_samples=sum(s.samples for s in index.shards if s.stored.basename not in before),
+        bytes=int(index.table.stored_bytes.sum()),
+        new_samples=_new_samples(index, before),
         source=source,
     )
 
@@ -70,3 +72,9 @@ def render_history(entries: Sequence[VersionEntry]) -> str:
             f"{human_size(e.bytes):>10}  {e.source}"
         )
     return "\n".join(lines)
+
+
+def _new_samples(index: DatasetIndex, before: set[str]) -> int:
+    table = index.table
+    new = [name not in before for name in table.stored_names()]
+    return int(table.samples[np.array(new, np.bool_)].sum()) if new else 0

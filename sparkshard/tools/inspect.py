@@ -68,10 +68,10 @@ def inspect_dataset(store: Store, version: int | None = None, *, rows: int = 3) 
         version=index.dataset_version,
         versions=list_versions(store),
         num_samples=index.num_samples,
-        shard_names=[s.stored.basename for s in index.shards],
-        shard_samples=[s.samples for s in index.shards],
-        shard_bytes=[s.stored.bytes for s in index.shards],
-        raw_bytes=sum(s.raw_data.bytes for s in index.shards),
+        shard_names=index.table.stored_names(),
+        shard_samples=index.table.samples.tolist(),
+        shard_bytes=index.table.stored_bytes.tolist(),
+        raw_bytes=int(index.table.raw_bytes.sum()),
         columns=[(c.name, spark_type_name(c), c.encoding, c.nullable) for c in schema.columns],
         lineage=dict(meta.get("lineage") or {}),
         writer=dict(meta.get("writer") or {}),
@@ -85,11 +85,10 @@ def first_rows(
 ) -> list[dict[str, Any]]:
     """The first ``count`` samples, restored (None for nulls, dates, ...)."""
     out: list[dict[str, Any]] = []
-    for record in index.shards:
+    for i in np.flatnonzero(index.table.samples > 0).tolist():
         if len(out) >= count:
             break
-        if not record.samples:
-            continue
+        record = index.shards[i]  # built for the few shards read, not for every shard
         raw = fetch_raw(store, record)
         offsets = check_samples(raw, record, record.stored.basename)
         for j in range(min(record.samples, count - len(out))):

@@ -4,8 +4,9 @@ For each shard of the checked versions: the stored file exists, has the recorded
 every recorded hash; it decompresses to the recorded raw size and raw hashes; its header
 and the lengths of every sample agree with the index; its first and last samples decode.
 A decompressed copy next to a compressed shard (what a local reader leaves) is checked
-too, because readers prefer it. The index files themselves must parse, and
-``index.json`` must be the latest version (what Mosaic readers see).
+too, because readers prefer it. The index files themselves must parse, a version record's
+columnar form (if it has one) must be sound and derived from it, and ``index.json`` must be
+the latest version (what Mosaic readers see).
 Problems are collected, not raised, so one run names everything that is broken.
 """
 
@@ -15,6 +16,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from sparkshard.dataset.index_files import columnar_key, columnar_problem
 from sparkshard.dataset.shards import check_file, fetch_raw
 from sparkshard.dataset.versions import list_versions, version_key
 from sparkshard.errors import SparkshardError
@@ -91,9 +93,15 @@ def _indexes(
         if v is not None and v not in versions:
             raise FileNotFoundError(f"dataset {store.url} has no version {v}; it has {versions}")
         try:
-            out.append((v, DatasetIndex.from_json(store.read(key), f"{store.url}/{key}")))
+            data = store.read(key)
+            out.append((v, DatasetIndex.from_json(data, f"{store.url}/{key}")))
         except (FileNotFoundError, SparkshardError, ValueError) as exc:
             problems.append(Problem(key, str(exc)))
+            continue
+        problem = columnar_problem(store, key, data) if v is not None else None
+        if problem is not None:
+            fix = f"run python -m sparkshard verify --repair {store.url} to rewrite it"
+            problems.append(Problem(columnar_key(key), f"{problem}; {fix}"))
     if versions:
         _check_index_json(store, versions[-1], problems)
     return out

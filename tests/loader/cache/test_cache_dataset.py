@@ -26,6 +26,8 @@ from loader.dataset import StreamingDataset
 from loader.topology import Topology
 from sparkshard import ShardWriter
 from sparkshard.errors import CorruptShardError
+from sparkshard.format.columnar_index import decode_columnar, source_digest
+from sparkshard.format.index import DatasetIndex
 
 N = 600
 
@@ -186,7 +188,10 @@ def test_a_stale_cached_index_is_checked_against_the_remote(
     assert "changed since it was cached" in caplog.text
     got = _epoch(ds)
     assert got["id"].tolist() == list(range(120)) and set(got["label"].tolist()) == {7}
-    assert next(cache.glob("*/index.json")).read_text() == newer
+    # The cache keeps the remote index as columns (derived from the JSON it just fetched).
+    derived = decode_columnar(next(cache.glob("*/index/index.columnar")).read_bytes(), "cached")
+    assert derived.index == DatasetIndex.from_json(newer, "newer")
+    assert derived.source_digest == source_digest(newer.encode())
 
 
 def _rewritten_in_place(remote: Path, scratch: Path) -> str:

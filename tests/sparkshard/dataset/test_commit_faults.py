@@ -100,22 +100,23 @@ def test_every_failure_point_of_an_append_keeps_every_version(tmp_path: Path) ->
     calls = _mutations(_append_with, base, tmp_path)
     ops = [op for op, _ in calls]
     assert ops.count("write_new") == 1 and calls[-1] == ("write", "index.json")
-    assert len(calls) >= 4  # at least two shards, the version record, index.json
+    assert len(calls) >= 5  # two shards or more, the version record, its columnar form, index.json
+    assert calls[-2] == ("write", "_sparkshard/versions/0000000002.columnar")
     for k in range(1, len(calls) + 1):
         path = tmp_path / f"fail-{k}"
         shutil.copytree(base, path)
         store = FailingStore(LocalStore(path), fail_at=k)
         op, key = calls[k - 1]
-        if key == "index.json":
-            _append_with(store)  # committed: a stale index.json is no reason to fail
+        committed = key == "index.json" or key.endswith(".columnar")
+        if committed:
+            _append_with(store)  # a stale index.json or a missing columnar form: no failure
         else:
             with pytest.raises(OSError, match="injected"):
                 _append_with(store)
-        if key != "index.json":
             assert _data_files(path) == _data_files(base), f"failure {k} left orphans"
         assert _referenced(path) <= _data_files(path), f"failure {k} ({op} {key}) lost files"
         versions = _check_every_version_reads(path)
-        assert versions == ([1, 2] if key == "index.json" else [1]), (k, op, key)
+        assert versions == ([1, 2] if committed else [1]), (k, op, key)
         _finish_afterwards(path)
 
 
