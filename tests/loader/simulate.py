@@ -32,13 +32,15 @@ def rank_batches(
     *,
     state: dict[str, Any] | None = None,
     samples: bool = False,
+    source: str = "local",
     **options: Any,
 ) -> list[list[int]]:
-    """One rank's batches (lists of ids) for one epoch, its workers merged round robin."""
+    """One rank's batches (lists of ids) for one epoch, its workers merged round robin;
+    ``path`` is the dataset's ``source`` keyword (``local``, or ``delta``/``parquet``)."""
     per_worker = []
     for worker in range(max(num_workers, 1)):
         ds = StreamingDataset(
-            local=str(path), topology=topology.with_worker(worker, num_workers), **options
+            **{source: str(path)}, topology=topology.with_worker(worker, num_workers), **options
         )
         if state is not None:
             ds.load_state_dict(state)

@@ -5,48 +5,19 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from simulate import round_robin
+from simulate import global_steps
 from small_datasets import write_dataset
 from table_data import N
 
-from loader import FieldSpec, Stream, StreamingDataLoader, StreamingDataset, Topology
+from loader import FieldSpec, Stream, StreamingDataLoader, StreamingDataset
 from loader.order.epoch import EpochOrder
 from loader.order.partition import EpochPartition
-
-
-def rank_batches(
-    uri: Path, topology: Topology, workers: int, state: dict[str, Any] | None, **options: Any
-) -> list[list[int]]:
-    per_worker = []
-    for worker in range(max(workers, 1)):
-        ds = StreamingDataset(
-            delta=str(uri), topology=topology.with_worker(worker, workers), **options
-        )
-        if state is not None:
-            ds.load_state_dict(state)
-        per_worker.append([np.asarray(b["id"]).tolist() for b in ds.iter_batches()])
-    return round_robin(per_worker)
-
-
-def global_steps(
-    uri: Path, nodes: int, per_node: int, workers: int, state: dict[str, Any] | None, **options: Any
-) -> list[list[int]]:
-    world = nodes * per_node
-    ranks = [
-        rank_batches(uri, Topology.of_rank(r, world, per_node), workers, state, **options)
-        for r in range(world)
-    ]
-    steps = {len(b) for b in ranks}
-    assert len(steps) == 1, f"ranks disagree on the number of steps: {steps}"
-    return [[i for b in ranks for i in b[t]] for t in range(steps.pop())]
-
 
 topologies = st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(0, 3), st.integers(8, 48))
 
@@ -66,15 +37,11 @@ def test_every_row_once_per_epoch_on_any_topology_and_elastic_resume(
     options = {"shuffle": True, "shuffle_seed": 3, "num_canonical_nodes": 3, "drop_last": drop_last}
     probe = StreamingDataset(delta=str(id_table), **options)
     nodes, per_node, workers, batch = before
+    start = probe.resume_state(epoch, 0)
     run = global_steps(
-        id_table,
-        nodes,
-        per_node,
-        workers,
-        probe.resume_state(epoch, 0),
-        batch_size=batch,
+        id_table, nodes, per_node, workers, state=start, batch_size=batch, source="delta",
         **options,
-    )
+    )  # fmt: skip
     g, world = nodes * per_node * batch, nodes * per_node
     part = EpochPartition(N, batch, nodes, per_node, 0, drop_last)
     seen = Counter(i for step in run for i in step)
@@ -86,7 +53,10 @@ def test_every_row_once_per_epoch_on_any_topology_and_elastic_resume(
     k = data.draw(st.integers(0, max(len(run) - 1, 0)))
     state = probe.resume_state(epoch, min(k * g, N))
     nodes2, per_node2, workers2, batch2 = after
-    rest = global_steps(id_table, nodes2, per_node2, workers2, state, batch_size=batch2, **options)
+    rest = global_steps(
+        id_table, nodes2, per_node2, workers2, state=state, batch_size=batch2, source="delta",
+        **options,
+    )  # fmt: skip
     # Before and after the resume, each step holds exactly its positions of the pure order.
     # Sample i is the i-th row in file order; the ids tell which row a step read.
     id_of = np.asarray(probe._reader.get_batch(np.arange(N))["id"])
