@@ -6,9 +6,12 @@ workers or copied ahead to the device, so a checkpoint taken after step ``k`` re
 fast path: workers read whole batches (one vectorized gather per column), apply the
 transforms (:mod:`loader.transforms`) and hand over numpy arrays, which become tensors in
 the loop's process. In DataLoader workers, consecutive batches of a worker travel together
-(up to about 4 MiB, at most 16 per hand-off, sized on the worker's first batch), so the
-fixed cost of a hand-off is shared; the loop's process puts them back in step order and
-counts each batch as it is delivered. A dataset
+(one in the first hand-off, then twice as many each time up to about 4 MiB or 16, sized on
+the worker's first batch), so the fixed cost of a hand-off is shared; the loop's process
+puts them back in step order, builds each batch as it is delivered and counts it then.
+Batches no transform touches leave bytes columns in their raw shard files
+(:mod:`loader.read.spans`): the loop's process maps those files and cuts the same views a
+0-worker read returns, so those bytes never move. A dataset
 whose class overrides ``__getitem__`` or ``get_item``, or a ``collate_fn``, switches to the
 per-sample path (:mod:`loader.samples`): workers read each step's samples through the
 dataset's ``__getitem__`` and collate them (``collate_fn``, or torch's default collation
@@ -94,12 +97,12 @@ class _BatchView(IterableDataset[Any]):
         self.dataset = dataset
         self.prepare = prepare
 
-    def _reads(self) -> Iterator[Any]:
-        return self.dataset.iter_batches()
+    def _reads(self, by_reference: bool) -> Iterator[Any]:
+        return self.dataset.iter_batches(by_reference)
 
-    def _shipments(self) -> Iterator[_Shipment]:
+    def _shipments(self, by_reference: bool = False) -> Iterator[_Shipment]:
         before = self.dataset.io_counters()
-        for read in self._reads():
+        for read in self._reads(by_reference):
             batch = self.prepare(read)
             after = self.dataset.io_counters()
             yield _Shipment(batch, {k: v - before.get(k, 0) for k, v in after.items()})
@@ -111,14 +114,17 @@ class _BatchView(IterableDataset[Any]):
             yield from self._shipments()
             return
         group: list[_Shipment] = []
-        first, limit = 0, 1
-        for shipment in self._shipments():
+        first, size, limit = 0, 1, 1
+        # Batches nothing is done to leave bytes columns in their shard files: the loop's
+        # process maps those itself (loader.read.spans), so their bytes are never copied.
+        untouched = not self.prepare.transforms and self.prepare.collate is None
+        for shipment in self._shipments(by_reference=untouched):
             if first == 0 and not group:  # the first batch sizes the hand-offs
                 limit = max(1, min(_GROUP_MAX, _GROUP_BYTES // max(1, _nbytes(shipment.batch))))
             group.append(shipment)
-            if len(group) == limit:
+            if len(group) == size:  # 1, 2, 4, ... batches: the loop starts at once
                 yield _group(info.id, first, group)
-                first, group = first + len(group), []
+                first, group, size = first + len(group), [], min(limit, 2 * size)
         if group:
             yield _group(info.id, first, group)
 
@@ -135,7 +141,7 @@ class _SampleView(_BatchView):
     """The dataset seen step by step as lists of samples read through its ``__getitem__``
     (the per-sample path); :class:`_Prepare` collates each list into a batch, in the worker."""
 
-    def _reads(self) -> Iterator[Any]:
+    def _reads(self, by_reference: bool) -> Iterator[Any]:
         for samples in self.dataset.iter_sample_batches():
             yield samples if samples else _NoRows(self.dataset[0])
 
@@ -169,17 +175,20 @@ def _nbytes(value: Any) -> int:
 
 
 def _in_step_order(groups: Iterator[Any], workers: int) -> Iterator[_Shipment]:
-    """The rank's batches in step order, from its workers' groups in any order. DataLoader
-    takes the workers' hand-offs round-robin, so only a few groups wait here at a time."""
-    waiting: dict[int, _Shipment] = {}
+    """The rank's batches in step order, from its workers' groups in any order, each built
+    (``group.batches`` are builders) as it is delivered. DataLoader takes the workers'
+    hand-offs round-robin, so only a few groups wait here at a time."""
+    waiting: dict[int, tuple[Callable[[], Any], dict[str, int] | None]] = {}
     step = 0
     for group in groups:
-        for i, batch in enumerate(group.batches):
-            waiting[group.worker + (group.first + i) * workers] = _Shipment(
-                batch, group.io if i == 0 else None
+        for i, build in enumerate(group.batches):
+            waiting[group.worker + (group.first + i) * workers] = (
+                build,
+                group.io if i == 0 else None,
             )
         while step in waiting:
-            yield waiting.pop(step)
+            build, io = waiting.pop(step)
+            yield _Shipment(build(), io)
             step += 1
     if waiting:
         raise RuntimeError(
@@ -411,7 +420,7 @@ class StreamingDataLoader(DataLoader[Any]):
         if self.num_workers > 0:
             slabs = self._slabs
             assert slabs is not None
-            groups = (g._replace(batches=slabs.unpack(g.batches)) for g in iterator)
+            groups = (g._replace(batches=slabs.unpack_each(g.batches)) for g in iterator)
             source = _in_step_order(groups, self.num_workers)
         pin_here = self.device_plan.pin_memory and self.num_workers > 0
         if isinstance(self._view, _SampleView):  # collated already: tensors or the user's

@@ -8,7 +8,10 @@ growing it when a batch is larger, and only a small picklable :class:`Packed` he
 through the DataLoader's queue: where each column lies. The loop's process maps the slab
 and builds numpy views of it: fixed-size columns, nullable ones, ragged arrays, tensors and
 bytes (read-only ``memoryview``\s, as the batch reader returns them) cost no copy; strings
-are decoded once, here.
+are decoded once, here. A bytes column read by reference (:class:`~loader.read.spans.FileSpans`,
+values that lie in raw shard files on local disk) crosses as its offsets only: the loop's
+process maps the same files and cuts the same views a 0-worker read makes, so its bytes are
+never copied at all.
 
 A slab is reused only once every view of the batch it held is gone: a finalizer on the
 batch's base array marks it free in a small control file both sides map, and a worker with
@@ -26,12 +29,16 @@ import mmap
 import os
 import sys
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing import reduction
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from loader.memfd import PassedFd, memfd
+from loader.read.spans import FileRef, FileSpans, cut, map_file
 
 __all__ = ["Packed", "SlabSet"]
 
@@ -39,31 +46,11 @@ log = logging.getLogger(__name__)
 _ALIGN = 64
 _FREE, _IN_USE = 0, 1
 SLABS_PER_WORKER = 8  # batches a worker can have in flight and held by the loop at once
+_MAPPED_FILES = 64  # shard files the loop's process keeps mapped for by-reference columns
 
 
 def _round_up(n: int, to: int = _ALIGN) -> int:
     return -(-n // to) * to
-
-
-def _memfd(size: int, name: str) -> int:
-    fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    if size:
-        os.ftruncate(fd, size)
-    return fd
-
-
-class _Fd:
-    """A file descriptor that a spawned or forkserver worker receives with its arguments."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_Fd._received, (reduction.DupFd(self.fd),))
-
-    @staticmethod
-    def _received(dup: Any) -> _Fd:
-        return _Fd(dup.detach())
 
 
 @dataclass
@@ -83,12 +70,14 @@ class SlabSet:
     def __init__(self, workers: int, per_worker: int = SLABS_PER_WORKER) -> None:
         self.per_worker = per_worker
         self.slab_fds = [
-            [_Fd(_memfd(0, "sparkshard-batch")) for _ in range(per_worker)] for _ in range(workers)
+            [PassedFd(memfd(0, "sparkshard-batch")) for _ in range(per_worker)]
+            for _ in range(workers)
         ]
-        self.control_fds = [_Fd(_memfd(per_worker, "sparkshard-slabs")) for _ in range(workers)]
+        self.control_fds = [PassedFd(memfd(per_worker, "sparkshard-slabs")) for _ in range(workers)]
         self._pid = os.getpid()
         self._controls: dict[int, mmap.mmap] = {}
         self._maps: dict[tuple[int, int], mmap.mmap] = {}  # (worker, slab) -> mapping
+        self._files: OrderedDict[FileRef, memoryview] = OrderedDict()  # shard file -> map
         self._warned = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -98,6 +87,7 @@ class SlabSet:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._pid, self._controls, self._maps, self._warned = -1, {}, {}, False
+        self._files = OrderedDict()
 
     def close(self) -> None:
         """Close this process's descriptors (mapped views stay valid until dropped)."""
@@ -105,6 +95,7 @@ class SlabSet:
             if fd.fd >= 0:
                 os.close(fd.fd)
                 fd.fd = -1
+        self._files.clear()  # a shard file stays mapped while a value still views it
 
     def _control(self, worker: int) -> mmap.mmap:
         control = self._controls.get(worker)
@@ -157,13 +148,49 @@ class SlabSet:
         """The batch a :class:`Packed` header describes, as views of its slab."""
         if not isinstance(packed, Packed):
             return packed
+        return _build(packed.tree, self._base(packed))
+
+    def unpack_each(self, packed: Any) -> list[Callable[[], Any]]:
+        """For a hand-off of several batches, one builder per batch: each batch is built
+        only when it is delivered, so a group's values never wait (and age into Python's
+        oldest GC generation, whose full collections stall the loop) as objects."""
+        if not isinstance(packed, Packed):
+            return [partial(_same, batch) for batch in packed]
+        tag, trees = packed.tree
+        assert tag == "list", tag
+        base = self._base(packed)  # the builders hold it until the last batch is built
+        return [partial(_build, tree, base) for tree in trees]
+
+    def _base(self, packed: Packed) -> _Base:
         if packed.data is not None:
-            return _build(packed.tree, np.frombuffer(packed.data, np.uint8))
+            return _Base(np.frombuffer(packed.data, np.uint8), self._file)
         slab = self._mapped(packed.worker, packed.slab, packed.size)
-        base = np.frombuffer(slab, np.uint8, count=packed.size)
+        array = np.frombuffer(slab, np.uint8, count=packed.size)
         control = self._control(packed.worker)
-        weakref.finalize(base, _release, control, packed.slab)  # the last view frees the slab
-        return _build(packed.tree, base)
+        weakref.finalize(array, _release, control, packed.slab)  # the last view frees the slab
+        return _Base(array, self._file)
+
+    def _file(self, ref: FileRef) -> memoryview:
+        """A shard file a worker read by reference, mapped here (a few stay mapped)."""
+        view = self._files.get(ref)
+        if view is None:
+            view = self._files[ref] = map_file(ref)
+            if len(self._files) > _MAPPED_FILES:
+                self._files.popitem(last=False)  # unmapped once its last value is dropped
+        else:
+            self._files.move_to_end(ref)
+        return view
+
+
+class _Base(NamedTuple):
+    """What a batch is built from: its slab (or pickled buffer) and the shard files."""
+
+    slab: np.ndarray
+    file: Callable[[FileRef], memoryview]
+
+
+def _same(batch: Any) -> Any:
+    return batch
 
 
 def _release(control: mmap.mmap, slab: int) -> None:
@@ -203,6 +230,9 @@ class _Layout:
             return ("masked", self.array(np.ma.getdata(value)), self.array(mask))
         if isinstance(value, np.ndarray) and not value.dtype.hasobject:
             return self.array(value)
+        if isinstance(value, FileSpans):  # a bytes column by reference: its offsets only
+            parts = (self.array(value.file), self.array(value.start), self.array(value.end))
+            return ("spans", list(value.files), *parts)
         if isinstance(value, memoryview):  # a value of a bytes column, alone
             return ("view", self.array(np.frombuffer(value, np.uint8)))
         if isinstance(value, dict):
@@ -271,21 +301,21 @@ def _kind(values: list[Any]) -> str | None:
     return kind
 
 
-def _build(node: Any, base: np.ndarray) -> Any:
+def _build(node: Any, base: _Base) -> Any:
     tag = node[0]
     if tag == "nd":
         _, dtype, shape, offset = node
         count = math.prod(shape)
         if not count:
             return np.empty(shape, np.dtype(dtype))
-        return np.frombuffer(base, np.dtype(dtype), count, offset).reshape(shape)
+        return np.frombuffer(base.slab, np.dtype(dtype), count, offset).reshape(shape)
     return _BUILDERS[tag](node, base)
 
 
-def _build_values(node: Any, base: np.ndarray) -> list[Any]:
+def _build_values(node: Any, base: _Base) -> list[Any]:
     _, kind, data_offset, ends_node, nulls = node
     ends = _build(ends_node, base).tolist()
-    data = memoryview(base).toreadonly()  # type: ignore[arg-type]
+    data = memoryview(base.slab).toreadonly()  # type: ignore[arg-type]
     starts = [0, *ends[:-1]]
     out: list[Any]
     if kind == "bytes":
@@ -297,9 +327,9 @@ def _build_values(node: Any, base: np.ndarray) -> list[Any]:
     return out
 
 
-def _build_text(node: Any, base: np.ndarray) -> list[Any]:
+def _build_text(node: Any, base: _Base) -> list[Any]:
     _, offset, size, ends_node, nulls = node
-    text = str(memoryview(base)[offset : offset + size], "utf-8", "surrogatepass")  # type: ignore[arg-type]
+    text = str(memoryview(base.slab)[offset : offset + size], "utf-8", "surrogatepass")  # type: ignore[arg-type]
     ends = _build(ends_node, base).tolist()
     out: list[Any] = [text[a:b] for a, b in zip([0, *ends[:-1]], ends)]
     for i in nulls:
@@ -307,13 +337,19 @@ def _build_text(node: Any, base: np.ndarray) -> list[Any]:
     return out
 
 
-def _build_tensor(node: Any, base: np.ndarray) -> Any:
+def _build_spans(node: Any, base: _Base) -> list[Any]:
+    _, files, file_node, start_node, end_node = node
+    buffers = [base.file(ref) for ref in files]
+    return cut(buffers, _build(file_node, base), _build(start_node, base), _build(end_node, base))
+
+
+def _build_tensor(node: Any, base: _Base) -> Any:
     import torch
 
     return torch.from_numpy(_build(node[1], base))
 
 
-_BUILDERS: dict[str, Callable[[Any, np.ndarray], Any]] = {
+_BUILDERS: dict[str, Callable[[Any, _Base], Any]] = {
     "obj": lambda node, base: node[1],
     "view": lambda node, base: memoryview(_build(node[1], base)).toreadonly(),
     "tensor": _build_tensor,
@@ -328,4 +364,5 @@ _BUILDERS: dict[str, Callable[[Any, np.ndarray], Any]] = {
     "arrays": lambda node, base: [None if v is None else _build(v, base) for v in node[1]],
     "values": _build_values,
     "text": _build_text,
+    "spans": _build_spans,
 }

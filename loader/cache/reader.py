@@ -114,6 +114,10 @@ class CachedReader(DatasetReader):
     def fetches_ahead(self) -> bool:
         return True
 
+    def _verify_batch(self, shards: np.ndarray) -> None:
+        """Each shard is checked as it is opened (a cached copy once per process, one in
+        place through the ledger)."""
+
     def io_counters(self) -> dict[str, int]:
         return {"bytes_read": self.bytes_read, "bytes_downloaded": self.fetcher.bytes_downloaded}
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from loader.read.spans import FileRef, FileSpans
 from sparkshard.format.encodings import NDArray, Scalar, get_encoding
 from sparkshard.format.index import ShardRecord
 from sparkshard.format.shard import read_offsets
@@ -35,12 +36,16 @@ class MappedShard:
         self.path = path
         self.record = record
         self._mmap: mmap.mmap | None = None
+        # The file other processes may map for these bytes: only one opened by path (a
+        # caller's fd is a leased cache file, which may be evicted once it lets go).
+        self.file: FileRef | None = None
         if data is not None:
             self._data: bytes | mmap.mmap = data
         else:
             if fd is None:
                 with open(path, "rb") as f:
                     self._mmap = _map(f.fileno())
+                    self.file = FileRef.of(path, f.fileno())
             else:
                 self._mmap = _map(fd)
             self._data = self._mmap if self._mmap is not None else b""
@@ -101,8 +106,10 @@ class MappedShard:
             out[name] = self._encodings[i].decode(data[start : start + size])
         return out
 
-    def batch(self, js: np.ndarray, names: list[str]) -> dict[str, Any]:
-        """Decoded stored columns ``names`` for local sample ids ``js``, vectorized."""
+    def batch(self, js: np.ndarray, names: list[str], by_reference: bool = False) -> dict[str, Any]:
+        """Decoded stored columns ``names`` for local sample ids ``js``, vectorized;
+        ``by_reference``: a bytes column as :class:`FileSpans` when this shard is a file
+        another process may map (:attr:`file`)."""
         starts = self._offsets[js]
         if self._nvar == 0:
             return self._fixed_batch(js, names)
@@ -123,7 +130,8 @@ class MappedShard:
             i = self._where[name]
             size = self._sizes[i]
             if size is None:
-                out[name] = self._decode_many(i, column_starts[i], lengths[:, var_index[i]])
+                spans = column_starts[i], lengths[:, var_index[i]]
+                out[name] = self._decode_many(i, *spans, by_reference=by_reference)
             else:
                 out[name] = _from_matrix(self._encodings[i], self._gather(column_starts[i], size))
         return out
@@ -151,10 +159,17 @@ class MappedShard:
             out[row] = self._buf[start : start + size]
         return out
 
-    def _decode_many(self, i: int, starts: np.ndarray, lengths: np.ndarray) -> list[Any]:
+    def _decode_many(
+        self, i: int, starts: np.ndarray, lengths: np.ndarray, *, by_reference: bool
+    ) -> list[Any] | FileSpans:
         """Variable-size values: ``bytes`` as read-only memoryviews of the shard (no copy:
-        ``bytes(v)`` makes one), strings decoded, others through their encoding."""
+        ``bytes(v)`` makes one) or by reference, strings decoded, others through their
+        encoding."""
         encoding = self._encodings[i]
+        if encoding.name == "bytes" and by_reference and self.file is not None:
+            view = memoryview(self._data)
+            file = np.zeros(len(starts), np.int32)
+            return FileSpans([self.file], file, starts, starts + lengths, [view])
         spans = zip(starts.tolist(), (starts + lengths).tolist())
         if encoding.name == "bytes":
             view = memoryview(self._data)

@@ -20,6 +20,7 @@ import numpy as np
 from loader.options import Stream
 from loader.order.mix.mixture import Mixture
 from loader.read.protocol import Reader, Source
+from loader.read.spans import FileSpans
 from sparkshard.errors import SchemaError
 
 __all__ = ["MixtureReader", "MixtureSource", "open_mixture"]
@@ -67,18 +68,21 @@ class MixtureReader:
         s = int(self.locate(np.array(index)))
         return self.readers[s].get(index - int(self.offsets[s]))
 
-    def get_batch(self, ids: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    def get_batch(
+        self, ids: Sequence[int] | np.ndarray, by_reference: bool = False
+    ) -> dict[str, Any]:
         ids = np.asarray(ids, np.int64).reshape(-1)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
             raise IndexError(f"sample ids must be in 0..{self.num_samples - 1}")
         stream = self.locate(ids)
         if not len(ids) or stream.min() == stream.max():
             s = int(stream[0]) if len(ids) else 0
-            return self.readers[s].get_batch(ids - self.offsets[s])
+            return self.readers[s].get_batch(ids - self.offsets[s], by_reference)
         parts = []
         for s in np.unique(stream).tolist():
             where = np.flatnonzero(stream == s)
-            parts.append((where, self.readers[s].get_batch(ids[where] - self.offsets[s])))
+            part = self.readers[s].get_batch(ids[where] - self.offsets[s], by_reference)
+            parts.append((where, part))
         return _merge(parts, len(ids))
 
     def close(self) -> None:
@@ -147,6 +151,12 @@ def _merge(parts: list[tuple[np.ndarray, dict[str, Any]]], n: int) -> dict[str, 
     out: dict[str, Any] = {}
     for name in parts[0][1]:
         values = [batch[name] for _, batch in parts]
+        if all(isinstance(v, FileSpans) for v in values):  # by reference, as every part is
+            spans = out[name] = FileSpans.empty(n)
+            for (where, _), value in zip(parts, values):
+                spans.put(where, value)
+            continue
+        values = [v.views() if isinstance(v, FileSpans) else v for v in values]
         arrays = all(isinstance(v, np.ndarray) for v in values)
         if arrays and len({v.shape[1:] for v in values}) == 1:
             masked = any(isinstance(v, np.ma.MaskedArray) for v in values)

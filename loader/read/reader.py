@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from loader.read.ledger import HashLedger
 from loader.read.mapped import MappedShard
+from loader.read.spans import FileSpans
 from sparkshard.dataset.shards import check_local_file, raw_shard
 from sparkshard.dataset.versions import read_index
 from sparkshard.errors import SchemaError
@@ -80,7 +82,9 @@ class DatasetReader:
         layouts = {(s.column_names, s.column_encodings) for s in table.used_layouts()}
         self._per_shard_columns = len(layouts) > 1 and columns is None
         self._shards: dict[int, MappedShard] = {}
-        self._verified: set[int] = set()  # shards checked in this process (once each)
+        # Raw shard files in place checked, by this process or a worker of this reader's.
+        self._ledger = HashLedger(len(table))
+        self._verified: set[int] = set()  # cached copies checked in this process (subclass)
         self._in_memory: OrderedDict[int, int] = OrderedDict()  # decompressed: shard -> bytes
         largest = int(table.raw_bytes.max()) if len(table) else 0
         self.memory_limit = max(parse_size(memory_limit, what="memory_limit"), 2 * largest)
@@ -140,8 +144,13 @@ class DatasetReader:
             out[spec.name] = None if null else from_stored(spec, stored[spec.name])
         return out
 
-    def get_batch(self, ids: Sequence[int] | np.ndarray) -> dict[str, Any]:
-        """The samples ``ids`` (any order, repeats allowed), column by column."""
+    def get_batch(
+        self, ids: Sequence[int] | np.ndarray, by_reference: bool = False
+    ) -> dict[str, Any]:
+        """The samples ``ids`` (any order, repeats allowed), column by column.
+        ``by_reference``: a bytes column whose values lie in raw shard files of the dataset
+        comes back as :class:`~loader.read.spans.FileSpans` (for a DataLoader worker to
+        hand over without copying)."""
         ids = np.asarray(ids, np.int64).reshape(-1)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
             raise IndexError(f"sample ids must be in 0..{self.num_samples - 1}")
@@ -150,18 +159,19 @@ class DatasetReader:
             names = sorted({name for sample in samples for name in sample})
             return {name: [sample.get(name) for sample in samples] for name in names}
         shards = np.searchsorted(self._starts, ids, side="right") - 1
+        self._verify_batch(shards)
         columns: dict[str, Any] = {}
         if len(ids) and shards.min() == shards.max():  # one shard: no need to scatter
             shard = int(shards[0])
             local, opened = ids - self._starts[shard], self.shard(shard)
             self.bytes_read += opened.span_bytes(local)
-            part = opened.batch(local, self._stored)
+            part = opened.batch(local, self._stored, by_reference)
             return {spec.name: _restore_batch(spec, part) for spec in self._specs}
         for shard in np.unique(shards).tolist():
             where = np.flatnonzero(shards == shard)
             local, opened = ids[where] - self._starts[shard], self.shard(shard)
             self.bytes_read += opened.span_bytes(local)
-            part = opened.batch(local, self._stored)
+            part = opened.batch(local, self._stored, by_reference)
             _scatter(columns, part, where, len(ids))
         return {spec.name: _restore_batch(spec, columns) for spec in self._specs}
 
@@ -187,10 +197,23 @@ class DatasetReader:
             if record.zip_data is None:
                 raise FileNotFoundError(f"shard file {raw_path} is missing")
             return None
-        if self.verify_hashes and i not in self._verified:
-            check_local_file(raw_path, record.raw_data)
-            self._verified.add(i)
+        if self.verify_hashes:
+            self._ledger.verify([i], lambda i: self._check_in_place(i, root))
         return MappedShard(str(raw_path), record)
+
+    def _verify_batch(self, shards: np.ndarray) -> None:
+        """Check a batch's shards together before reading them, so that DataLoader workers
+        that need the same shards share the hashing (:class:`HashLedger`)."""
+        if self.verify_hashes:
+            self._ledger.verify(np.unique(shards).tolist(), self._check_in_place)
+
+    def _check_in_place(self, i: int, root: Path | None = None) -> None:
+        """Shard ``i``'s raw file under ``root`` against its index hash (when it is there:
+        a compressed shard's copy is checked as it is decompressed or fetched)."""
+        record = self.index.shards[i]
+        raw_path = (root or self.root) / record.raw_data.basename
+        if raw_path.exists():
+            check_local_file(raw_path, record.raw_data)
 
     def _decompressed(self, i: int) -> MappedShard:
         record = self.index.shards[i]
@@ -252,10 +275,19 @@ def _scatter(columns: dict[str, Any], part: dict[str, Any], where: np.ndarray, n
             if name not in columns:
                 columns[name] = np.empty((n, *values.shape[1:]), values.dtype)
             columns[name][where] = values
-        else:
-            out = columns.setdefault(name, [None] * n)
-            for position, value in zip(where.tolist(), values):
-                out[position] = value
+            continue
+        if isinstance(values, FileSpans):
+            if name not in columns:
+                columns[name] = FileSpans.empty(n)
+            if isinstance(columns[name], FileSpans):
+                columns[name].put(where, values)
+                continue
+        elif isinstance(columns.get(name), FileSpans):  # a shard in memory: values after all
+            columns[name] = columns[name].views()
+        out = columns.setdefault(name, [None] * n)
+        items = values.views() if isinstance(values, FileSpans) else values
+        for position, value in zip(where.tolist(), items):
+            out[position] = value
 
 
 def _restore_batch(spec: ColumnSpec, columns: dict[str, Any]) -> Any:
@@ -274,6 +306,10 @@ def _restore_batch(spec: ColumnSpec, columns: dict[str, Any]) -> Any:
             return values
         shape_mask = np.broadcast_to(mask.reshape(-1, *([1] * (values.ndim - 1))), values.shape)
         return np.ma.MaskedArray(values, mask=shape_mask)
+    if isinstance(values, FileSpans):
+        if not spec.logical:
+            return values if mask is None else values.without(mask)
+        values = values.views()
     restored = [from_stored(spec, v) for v in values] if spec.logical else values
     if mask is not None and mask.any():
         restored = [None if m else v for v, m in zip(restored, mask.tolist())]

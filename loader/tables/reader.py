@@ -130,8 +130,11 @@ class TableReader:
             )
         return out
 
-    def get_batch(self, ids: Sequence[int] | np.ndarray) -> dict[str, Any]:
-        """The rows ``ids`` (any order, repeats allowed), column by column."""
+    def get_batch(
+        self, ids: Sequence[int] | np.ndarray, by_reference: bool = False
+    ) -> dict[str, Any]:
+        """The rows ``ids`` (any order, repeats allowed), column by column. Decoded row
+        groups live in this process's memory, so values never come back by reference."""
         ids = np.asarray(ids, np.int64).reshape(-1)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
             raise IndexError(f"sample ids must be in 0..{self.num_samples - 1}")

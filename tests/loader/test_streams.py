@@ -427,3 +427,33 @@ def test_loader_workers_resume_a_stratified_mixture(stream_dirs: list[str]) -> N
     rest = [i for b in resumed for i in b["id"].tolist()]
     n = SIZES[0] + SIZES[1] // 2 + 2 * SIZES[2]  # 190: one device, so no padding
     assert rest[: n - 80] == [i for batch in whole for i in batch][80:n]
+
+
+def test_raw_and_compressed_streams_mix_through_workers(tmp_path: Path) -> None:
+    # A raw stream's bytes column crosses by reference, a compressed one's by value; a batch
+    # holding both arrives like the 0-worker read, value for value and in order.
+    def write(path: Path, base: int, compression: str | None) -> str:
+        ids = np.arange(base, base + 90, dtype=np.int64)
+        blobs = [None if i % 7 == 0 else bytes([i % 256]) * (i % 11) for i in ids.tolist()]
+        table = pa.table({"id": ids, "blob": pa.array(blobs, pa.binary())})
+        with ShardWriter(path, size_limit=600, compression=compression) as writer:
+            writer.write_batch(table)
+        return str(path)
+
+    streams = [
+        Stream(local=write(tmp_path / "raw", 0, None)),
+        Stream(local=write(tmp_path / "zstd", 1000, "zstd")),
+    ]
+
+    def epoch(workers: int) -> list[list[Any]]:
+        ds = StreamingDataset(streams=streams, batch_size=16, shuffle=True, shuffle_seed=3)
+        loader = StreamingDataLoader(ds, batch_size=16, num_workers=workers)
+        return [
+            list(zip(b["id"].tolist(), [None if v is None else bytes(v) for v in b["blob"]]))
+            for b in loader
+        ]
+
+    alone = epoch(0)
+    assert sorted(i for b in alone for i, _ in b) == [*range(90), *range(1000, 1090)]
+    assert all(v is None or v == bytes([i % 256]) * (i % 11) for b in alone for i, v in b)
+    assert epoch(2) == alone

@@ -1,7 +1,9 @@
 """Worker batches cross through shared memory: the same values, nothing left behind.
 
 Every column kind a batch can hold reaches the loop equal, value for value and in order,
-to what a single process reads; and however a run ends (done, ``break``, an exception in a
+to what a single process reads, from compressed shards (through the cache) and from raw ones
+read in place (whose bytes columns cross by reference: the loop maps the shard files
+itself); and however a run ends (done, ``break``, an exception in a
 worker, ``kill -9`` of a worker or of the loop's process) nothing is left in /dev/shm and
 the next run works.
 """
@@ -40,8 +42,8 @@ def _png(i: int) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def every_kind(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["zstd", None], ids=["zstd", "raw"])
+def every_kind(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     ids = np.arange(N, dtype=np.int64)
     table = pa.table(
         {
@@ -51,6 +53,9 @@ def every_kind(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "never_null": pa.array([float(i) for i in range(N)], pa.float64()).cast(pa.float64()),
             "text": pa.array([None if i % 7 == 0 else f"s{i}é" * (i % 4) for i in range(N)]),
             "blob": pa.array([bytes([i % 256]) * (i % 9) for i in range(N)], pa.binary()),
+            "maybe_blob": pa.array(
+                [None if i % 4 == 1 else bytes([i % 256]) * (i % 5) for i in range(N)], pa.binary()
+            ),
             "ragged": pa.array([[float(j) for j in range(i % 6)] for i in range(N)]),
             "grid": pa.array(
                 [np.full((2, 3), i, np.int16).tolist() for i in range(N)],
@@ -71,7 +76,9 @@ def every_kind(tmp_path_factory: pytest.TempPathFactory) -> Path:
         }
     )
     path = tmp_path_factory.mktemp("kinds") / "ds"
-    with ShardWriter(path, columns={"img": "png"}, size_limit=2000) as writer:
+    with ShardWriter(
+        path, columns={"img": "png"}, size_limit=2000, compression=request.param
+    ) as writer:
         writer.write_batch(table)
     return path
 
@@ -105,6 +112,35 @@ def test_every_column_kind_crosses_unchanged(every_kind: Path, output: str, batc
     assert {i for b in alone for i in b["id"]} == set(range(N))  # (the tail may repeat)
     for workers in (1, 2):
         assert _epoch(every_kind, workers, batch, output=output) == alone, f"{workers} workers"
+
+
+def _mapped_file(view: memoryview) -> str | None:
+    """The file mapped where ``view``'s bytes lie in this process (None: anonymous memory)."""
+    address = np.frombuffer(view, np.uint8).ctypes.data
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        span, _, _, _, _, *name = line.split(maxsplit=5)
+        low, high = (int(x, 16) for x in span.split("-"))
+        if low <= address < high:
+            return name[0] if name and name[0].startswith("/") else None
+    return None
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_bytes_of_raw_shards_stay_in_their_files(every_kind: Path, workers: int) -> None:
+    # Raw shards are read in place: with or without workers a bytes value is a view of the
+    # shard file's mapping in the loop's process (never copied through shared memory).
+    # Compressed shards are decompressed in the worker: their values arrive in a slab.
+    raw = not list(every_kind.glob("**/*.zstd"))
+    ds = StreamingDataset(local=str(every_kind), batch_size=16, shuffle=True)
+    loader = StreamingDataLoader(ds, batch_size=16, num_workers=workers)
+    for batch in loader:
+        views = [v for v in batch["blob"] + batch["maybe_blob"] if v is not None and len(v)]
+        assert views and all(v.readonly for v in views)
+        where = {_mapped_file(v) for v in views}
+        if raw:
+            assert where and all(w is not None and w.endswith(".mds") for w in where), where
+        elif workers:
+            assert where == {None} or all(w is None or "memfd" in w for w in where), where
 
 
 def test_a_batch_finds_no_free_slab_and_arrives_the_same(every_kind: Path) -> None:

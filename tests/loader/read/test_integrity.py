@@ -99,3 +99,40 @@ def test_offset_errors_say_what_is_wrong(tmp_path: Path) -> None:
     assert "but the file has" not in str(info.value)
     with pytest.raises(CorruptShardError, match=r"offsets end at \d+ but the file has \d+"):
         read_offsets(memoryview(bytes(data[:-5])), count, shard.name)
+
+
+def test_a_loader_hashes_each_raw_shard_once_across_workers_and_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import loader.read.reader as reader_module
+    from loader import StreamingDataLoader
+
+    path = _write(tmp_path / "raw", None)
+    log = tmp_path / "hashed"
+    check = reader_module.check_local_file
+
+    def logged(file: Path, info: object) -> None:  # forked workers inherit the patch
+        with open(log, "a") as f:
+            f.write(f"{Path(file).name}\n")
+        check(file, info)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader_module, "check_local_file", logged)
+    ds = StreamingDataset(local=str(path), batch_size=10, shuffle=True)
+    loader = StreamingDataLoader(ds, batch_size=10, num_workers=2, multiprocessing_context="fork")
+    for _ in range(2):  # two epochs: two sets of workers
+        assert sorted(i for b in loader for i in b["id"].tolist()) == list(range(300))
+    shards = sorted(p.name for p in path.rglob("*.mds"))
+    assert len(shards) > 2 and sorted(log.read_text().split()) == shards
+
+
+def test_a_flipped_byte_is_named_through_workers(tmp_path: Path) -> None:
+    from loader import StreamingDataLoader
+
+    path = _write(tmp_path / "raw", None)
+    shard = _first(path)
+    _flip(shard)
+    ds = StreamingDataset(local=str(path), batch_size=10, shuffle=True)
+    loader = StreamingDataLoader(ds, batch_size=10, num_workers=2)
+    with pytest.raises(CorruptShardError, match=f"{shard.name} fails its xxh64 check"):
+        for _ in loader:
+            pass
