@@ -74,10 +74,11 @@ def child_raw(url: str, endpoint: str, threads: int) -> dict[str, Any]:
 
     store = open_store(url, {"endpoint_url": endpoint, **KEYS})
     keys = [s.stored.basename for s in read_index(store).shards]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(threads) as pool:
         total = sum(pool.map(lambda key: len(store.read_view(key)), keys))
-    return {"bytes": total, "seconds": time.perf_counter() - began}
+    seconds = time.perf_counter() - began
+    return {"bytes": total, "seconds": seconds, "cpu_seconds": time.process_time() - cpu}
 
 
 def child_ours(url: str, endpoint: str, threads: int, order: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def child_ours(url: str, endpoint: str, threads: int, order: dict[str, Any]) -> 
 
     local = tempfile.mkdtemp(prefix="bench-remote-", dir=output_dir("remote"))
     try:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         ds = StreamingDataset(
             remote=url,
             local=local,
@@ -95,11 +96,16 @@ def child_ours(url: str, endpoint: str, threads: int, order: dict[str, Any]) -> 
             **order,
         )
         samples = sum(len(b["id"]) for b in StreamingDataLoader(ds, num_workers=0))
-        seconds = time.perf_counter() - began
+        seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
         counters = ds.io_counters()
     finally:
         shutil.rmtree(local, ignore_errors=True)
-    return {"samples": samples, "seconds": seconds, "bytes": counters["bytes_downloaded"]}
+    return {
+        "samples": samples,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "bytes": counters["bytes_downloaded"],
+    }
 
 
 # --- the parent ---------------------------------------------------------------------------
@@ -182,16 +188,16 @@ def run(args: list[str]) -> None:
         }
         best: dict[str, float] = {}
         for _ in range(opts.repeats):
-            rate = _measure("raw", url, endpoint, opts.threads, peer, stored, {})
+            rate, cpu = _measure("raw", url, endpoint, opts.threads, peer, stored, {})
             best["raw"] = max(best.get("raw", 0.0), rate)
-            print(f"  raw GET: {rate:,.0f} MB/s", flush=True)
+            print(f"  raw GET: {rate:,.0f} MB/s{cpu}", flush=True)
             for label, order in orders.items():
                 for name in ("ours", "mosaic"):
                     if name == "mosaic" and peer is None:
                         continue
-                    rate = _measure(name, url, endpoint, opts.threads, peer, stored, order)
+                    rate, cpu = _measure(name, url, endpoint, opts.threads, peer, stored, order)
                     best[f"{name} {label}"] = max(best.get(f"{name} {label}", 0.0), rate)
-                    print(f"  {name} {label}: {rate:,.0f} MB/s", flush=True)
+                    print(f"  {name} {label}: {rate:,.0f} MB/s{cpu}", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -227,7 +233,8 @@ def _measure(
     peer: Any,
     stored: int,
     order: dict[str, Any],
-) -> float:
+) -> tuple[float, str]:
+    """MB/s of one run, and the CPU its process spent in the epoch (for ours and raw)."""
     env, settings = s3_env(endpoint), json.dumps(order)
     if name == "mosaic":
         local = tempfile.mkdtemp(prefix="bench-mosaic-", dir=output_dir("remote"))
@@ -241,7 +248,9 @@ def _measure(
     result = child.result
     if name != "raw" and result.get("bytes", stored) < stored:
         raise RuntimeError(f"{name} read {result.get('bytes')} of {stored} bytes")
-    return stored / 1e6 / float(result["seconds"])
+    cpu = result.get("cpu_seconds")
+    spent = "" if cpu is None else f" (CPU {cpu:.2f} s in {float(result['seconds']):.2f} s)"
+    return stored / 1e6 / float(result["seconds"]), spent
 
 
 def main(argv: list[str]) -> None:
