@@ -3,7 +3,8 @@
 Opens ``index.json`` (or a pinned version record), maps raw shard files in place or
 decompresses compressed ones into memory (a few, least recently used beyond
 ``memory_limit``; nothing is ever written into the dataset, which may be read-only),
-verifies each shard file against its index hash once per process (``verify_hashes=False``
+verifies each raw shard file against its index hash once per reader, sharing the checks
+with the reader's DataLoader workers (:mod:`loader.read.ledger`; ``verify_hashes=False``
 opts out), and decodes samples one at a time (:meth:`get`) or a batch at a time with numpy
 (:meth:`get_batch`). Columns with a logical type come back restored: None for nulls,
 bool, ``datetime.date`` / ``datetime.datetime`` per sample, or numpy ``bool`` /

@@ -28,9 +28,9 @@ logger = logging.getLogger(__name__)
 class ReadOptions:
     """How every source of one dataset reads: validated once, by the dataset's constructor.
 
-    ``verify_hashes``: every shard file is checked against its index hash, once per process,
-    before it is read (downloads as they arrive, decompressed copies before they are used);
-    False opts out. ``processes`` is how many reading processes of this node share a cache
+    ``verify_hashes``: every shard file is checked against its index hash before it is read
+    (raw files in place once per reader, shared with its DataLoader workers; downloads as
+    they arrive; cached and decompressed copies once per process); False opts out. ``processes`` is how many reading processes of this node share a cache
     (ranks per node).
     """
 
