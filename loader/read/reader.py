@@ -61,7 +61,10 @@ class DatasetReader:
         allow_unsafe_pickle: bool = False,
         index: DatasetIndex | None = None,
         memory_limit: int | str = _MEMORY_LIMIT,
+        ledger: HashLedger | None = None,
     ) -> None:
+        """``ledger``: where the raw files' hash checks are recorded (shared with other
+        readers of this version, e.g. in DataLoader workers); default: this reader's own."""
         self.root = Path(os.fspath(path)).expanduser().absolute()
         self.index = index if index is not None else read_index(LocalStore(self.root), version)
         self.verify_hashes = verify_hashes
@@ -83,8 +86,10 @@ class DatasetReader:
         layouts = {(s.column_names, s.column_encodings) for s in table.used_layouts()}
         self._per_shard_columns = len(layouts) > 1 and columns is None
         self._shards: dict[int, MappedShard] = {}
-        # Raw shard files in place checked, by this process or a worker of this reader's.
-        self._ledger = HashLedger(len(table))
+        # Raw shard files in place checked, by this process or a worker sharing the ledger.
+        self._ledger = ledger if ledger is not None else HashLedger(len(table))
+        if self._ledger.shards != len(table):
+            raise ValueError(f"a ledger of {self._ledger.shards} shards for {len(table)} shards")
         self._verified: set[int] = set()  # cached copies checked in this process (subclass)
         self._in_memory: OrderedDict[int, int] = OrderedDict()  # decompressed: shard -> bytes
         largest = int(table.raw_bytes.max()) if len(table) else 0

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from loader.options import CacheOptions, DownloadOptions
+from loader.read.ledger import HashLedger
 from loader.read.protocol import Reader, Source
 from sparkshard.dataset.versions import read_index
 from sparkshard.format.index import DatasetIndex
@@ -48,11 +49,14 @@ class ReadOptions:
 
 @dataclass(frozen=True)
 class _LocalSource:
-    """An uncompressed dataset directory on a local (or mounted) file system, read in place."""
+    """An uncompressed dataset directory on a local (or mounted) file system, read in place.
+    ``ledger`` records the pinned version's hash checks for every reader this source opens,
+    in any process (DataLoader workers receive it with the source)."""
 
     path: Path
     options: ReadOptions
     index: DatasetIndex
+    ledger: HashLedger
     per_process = False
 
     def open(self, version: int | None) -> Reader:
@@ -66,6 +70,7 @@ class _LocalSource:
             verify_hashes=self.options.verify_hashes,
             allow_unsafe_pickle=self.options.allow_unsafe_types,
             index=self.index if pinned else None,
+            ledger=self.ledger if pinned else None,
         )
 
 
@@ -135,7 +140,7 @@ def _local_source(path: Path, options: ReadOptions, version: int | None) -> Sour
             f"decompressed shards, but {path} is uncompressed and read in place, so nothing "
             "is cached: drop cache_limit"
         )
-    return _LocalSource(path, options, index)
+    return _LocalSource(path, options, index, HashLedger(len(index.table)))
 
 
 def is_cloud(url: str | None) -> bool:

@@ -143,6 +143,12 @@ def test_bytes_of_raw_shards_stay_in_their_files(every_kind: Path, workers: int)
             assert where == {None} or all(w is None or "memfd" in w for w in where), where
 
 
+def test_forkserver_workers_deliver_the_same_batches(every_kind: Path) -> None:
+    # Workers that receive the slabs, the hash ledger and the dataset pickled (not forked).
+    alone = _epoch(every_kind, 0)
+    assert _epoch(every_kind, 2, multiprocessing_context="forkserver") == alone
+
+
 def test_a_batch_finds_no_free_slab_and_arrives_the_same(every_kind: Path) -> None:
     ds = StreamingDataset(local=str(every_kind), batch_size=4)
     batches = [b for _, b in zip(range(3), ds.iter_batches())]

@@ -136,3 +136,19 @@ def test_a_flipped_byte_is_named_through_workers(tmp_path: Path) -> None:
     with pytest.raises(CorruptShardError, match=f"{shard.name} fails its xxh64 check"):
         for _ in loader:
             pass
+
+
+@pytest.mark.parametrize("context", ["fork", "forkserver"])
+def test_workers_record_their_checks_where_the_next_epoch_sees_them(
+    tmp_path: Path, context: str
+) -> None:
+    from loader import StreamingDataLoader
+
+    path = _write(tmp_path / "raw", None)
+    ds = StreamingDataset(local=str(path), batch_size=10, shuffle=True)
+    loader = StreamingDataLoader(ds, batch_size=10, num_workers=2, multiprocessing_context=context)
+    ledger = ds._reader._ledger  # the dataset's own reader: its workers' checks land here
+    shards = len(ds._reader.shard_sizes)
+    assert not any(ledger.checked(i) for i in range(shards))
+    assert sorted(i for b in loader for i in b["id"].tolist()) == list(range(300))
+    assert all(ledger.checked(i) for i in range(shards))
