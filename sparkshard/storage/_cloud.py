@@ -122,9 +122,21 @@ class CloudStore:
     ) -> tuple[bytes, dict[str, Any]]:
         """Bytes ``span`` (``(start, end)``, or an ``int`` n: the last n bytes) of ``key``
         and the object's ``{size, e_tag, version}``. With ``e_tag`` the GET is conditional
-        (If-Match): an object replaced under the same name raises ``FileExistsError``."""
+        (If-Match): an object replaced under the same name raises ``FileExistsError``.
+        Azure refuses suffix ranges: there the object's size and ETag come from a HEAD
+        first, and the tail is read as a bounded range pinned to that ETag."""
         obstore = self._obstore()
         check_key(key, self._url)
+        if isinstance(span, int) and self._options.cloud == "azure":
+            head = self._head(key)
+            if e_tag is not None and head.get("e_tag") not in (None, e_tag):
+                raise FileExistsError(
+                    f"{self._target(key)} changed (its ETag is no longer {e_tag})"
+                )
+            size = int(head["size"])
+            if not size or not span:
+                return b"", _meta(head)
+            span, e_tag = (max(0, size - span), size), e_tag or head.get("e_tag")
         options: dict[str, Any] = {
             "range": {"suffix": span} if isinstance(span, int) else (span[0], span[1])
         }
@@ -133,13 +145,7 @@ class CloudStore:
 
         def get() -> tuple[bytes, dict[str, Any]]:
             result = obstore.get(self._native(), key, options=options)
-            meta = result.meta
-            data = bytes(result.bytes())
-            return data, {
-                "size": meta["size"],
-                "e_tag": meta.get("e_tag"),
-                "version": meta.get("version"),
-            }
+            return bytes(result.bytes()), _meta(result.meta)
 
         try:
             return self._retrying(get)
@@ -148,6 +154,10 @@ class CloudStore:
                 raise FileExistsError(
                     f"{self._target(key)} changed (its ETag is no longer {e_tag})"
                 ) from exc
+            if isinstance(span, int) and not isinstance(exc, FileNotFoundError):
+                head = self._head(key)  # an empty object has no tail to range over
+                if not int(head["size"]):
+                    return b"", _meta(head)
             raise self._error(exc, "read", key) from exc
 
     def write(self, key: str, data: bytes) -> None:
@@ -214,10 +224,13 @@ class CloudStore:
         return None
 
     def _size(self, key: str) -> int:
+        return int(self._head(key)["size"])
+
+    def _head(self, key: str) -> Any:
         obstore = self._obstore()
         check_key(key, self._url)
         try:
-            return int(self._retrying(lambda: obstore.head(self._native(), key))["size"])
+            return self._retrying(lambda: obstore.head(self._native(), key))
         except Exception as exc:
             raise self._error(exc, "stat", key) from exc
 
@@ -344,3 +357,8 @@ def _build(bucket: str, prefix: str, options: CloudOptions) -> Any:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text if len(text) <= 400 else text[:400] + "..."
+
+
+def _meta(meta: Any) -> dict[str, Any]:
+    """An object's ``{size, e_tag, version}`` from obstore's metadata."""
+    return {"size": meta["size"], "e_tag": meta.get("e_tag"), "version": meta.get("version")}
