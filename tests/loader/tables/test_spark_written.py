@@ -152,10 +152,14 @@ def test_spark_written_delta_reads_in_place_as_deltalake_does(
     by_index = [{c: plain(v) for c, v in ds[i].items()} for i in range(ROWS)]
     assert sorted(r["id"] for r in by_index) == list(range(ROWS))
     assert {r["id"]: r for r in by_index} == theirs
+    alone = StreamingDataset(delta=str(uri), batch_size=BATCH, shuffle=True)
+    epoch = np.concatenate([np.asarray(b["id"]) for b in alone.iter_batches()]).tolist()
     for workers in (0, 2):
-        loader = StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers)
+        fresh = StreamingDataset(delta=str(uri), batch_size=BATCH, shuffle=True)
+        loader = StreamingDataLoader(fresh, batch_size=BATCH, num_workers=workers)
         rows = [row for batch in loader for row in batch_rows(batch)]
-        assert sorted(r["id"] for r in rows) == list(range(ROWS)), workers
+        assert [r["id"] for r in rows] == epoch, workers  # the one-process epoch, in order
+        assert sorted(epoch) == list(range(ROWS))
         for row in rows:
             assert row == as_in_batches(theirs[row["id"]]), (workers, row["id"])
     assert listing(uri) == before  # nothing written into the table directory
