@@ -1,18 +1,29 @@
 """Reading tables in place: ``StreamingDataset(delta=...)`` / ``parquet=`` vs the MDS path,
 vs convert-then-read, and start-up on a table of 10,000 files.
 
-    python -m benchmarks inplace [-- --workloads w1,w2 --workers 0,2 --scale 1 --no-spark]
+    python -m benchmarks inplace [-- --workloads w1,w2 --workers 0,2 --scale 1 --no-spark
+                                     --peer-seconds 30]
 
 - A shuffled epoch's samples/s with 0 and 2 workers on W1 and W2 as a Delta table written by
-  delta-rs, as Parquet written by Spark (``df.write.parquet``, read with ``parquet=``), and
-  as our MDS shards of the same rows (warm: the files are in the page cache after a first
-  pass). Goal: in place >= 50% of warm MDS.
+  delta-rs, as Parquet written by Spark (``df.write.parquet``, read with ``parquet=``), as
+  the same Spark-written files in a Delta table (``convert_to_deltalake`` on a copy of
+  Spark's output, read with ``delta=``), and as our MDS shards of the same rows (warm: the
+  files are in the page cache after a first pass). Goal: in place >= 50% of warm MDS.
 - End to end to the end of the first epoch: ours ``delta_to_shards`` + first epoch, Mosaic
   ``dataframe_to_mds`` (Spark, in the Mosaic venv) + its first epoch, vs in place (start-up
   and first epoch). Goal: in place faster than any convert-then-read.
-- Peers: LitData's Parquet streaming (``ParquetLoader``, which needs polars: reported
-  as skipped when the LitData venv lacks it, we install nothing); DeltaTorch is not
-  installed here and is not attempted (it breaks on deltalake >= 1.0, which we pin).
+- Peers: LitData's Parquet streaming of the same Spark-written files
+  (``index_parquet_dataset`` + ``ParquetLoader``, in ``.venv-litdata``, see
+  ``litdata_inplace.py``; on a copy, since LitData writes its index.json into the
+  directory), a shuffled epoch with 0 and 2 workers capped at ``--peer-seconds``, vs ours
+  reading those files with ``parquet=``; reported as skipped when the LitData venv lacks
+  polars. DeltaTorch is not a peer here: tried in a scratch venv (deltatorch 0.0.3, torch
+  2.13.0+cpu, pyarrow 26.0.1), its ``create_pytorch_dataloader`` fails on deltalake 1.6.6
+  (our pin) in ``DeltaIterableDataset.count``: ``get_add_actions().to_pandas()`` raises
+  AttributeError ('arro3.core._core.Table' has no 'to_pandas'). With deltalake 0.25.5 (and
+  pandas) it reads a 1,000-row delta-rs table with 0 workers, and with 2 only under
+  ``multiprocessing_context='spawn'`` (under fork delta-rs panics: "Forked process
+  detected"). It needs a dense integer id column.
 - Start-up on a synthesized Delta table of 10,000 files: time to first batch, peak RSS.
 
 Children (main venv): ``epoch KIND PATH --workers W --workload NAME``, ``convert DELTA OUT
@@ -73,6 +84,27 @@ def prepare_spark_parquet(name: str, scale: float) -> Path:
         spark = spark_session()
         spark.read.parquet(str(source)).repartition(4).write.mode("overwrite").parquet(str(path))
         spark.stop()
+    return path
+
+
+def prepare_spark_delta(spark_parquet: Path) -> Path:
+    """Spark's Parquet output, copied, committed as a Delta table by delta-rs (version 0)."""
+    from deltalake import convert_to_deltalake
+
+    path = spark_parquet.with_name(spark_parquet.name + "-delta")
+    if not (path / "_delta_log").exists():
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(spark_parquet, path)
+        convert_to_deltalake(path)
+    return path
+
+
+def prepare_litdata_copy(spark_parquet: Path) -> Path:
+    """A copy of Spark's Parquet output for LitData, which writes index.json into it."""
+    path = spark_parquet.with_name(spark_parquet.name + "-litdata")
+    if not (path / "_SUCCESS").exists():
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(spark_parquet, path, ignore=shutil.ignore_patterns("index.json"))
     return path
 
 
@@ -158,36 +190,56 @@ def _sps(result: dict[str, Any]) -> float:
     return float(result["samples"] / result["seconds"])
 
 
-def throughput(name: str, scale: float, workers: list[int], spark: bool) -> list[Ratio]:
+def throughput(
+    name: str, scale: float, workers: list[int], spark: bool, peer_seconds: float
+) -> list[Ratio]:
     delta, mds = prepare_delta(name, scale), prepare_workload(name, scale)
     sources = [("delta-rs Delta", "delta", delta)]
-    if spark:
-        sources.append(("Spark Parquet", "parquet", prepare_spark_parquet(name, scale)))
-    rows = []
+    spark_parquet = prepare_spark_parquet(name, scale) if spark else None
+    if spark_parquet is not None:
+        sources.append(("Spark Parquet", "parquet", spark_parquet))
+        sources.append(("Spark-written Delta", "delta", prepare_spark_delta(spark_parquet)))
+    rows, on_spark_parquet = [], {}
     for w in workers:
         _epoch("mds", mds, w)  # warm the page cache
         warm = _sps(_epoch("mds", mds, w))
         for label, kind, path in sources:
             ours = _epoch(kind, path, w)
+            if path == spark_parquet:
+                on_spark_parquet[w] = _sps(ours)
             note = "goal >= 0.5x" + (f"; first batch {ours['first_batch']:.2f}s" if w == 0 else "")
             metric = f"{name} {label} in place vs warm MDS, {w} workers"
             rows.append(Ratio(metric, _sps(ours), warm, "samples/s", note=note))
-    rows.append(litdata_parquet(name, scale))
+    if spark_parquet is not None:
+        rows += litdata_parquet(name, spark_parquet, on_spark_parquet, peer_seconds)
     return rows
 
 
-def litdata_parquet(name: str, scale: float) -> Ratio:
-    metric = f"{name} in place vs LitData Parquet streaming"
-    peer = litdata_python()
-    if peer is None:
-        return Ratio(metric, 0.0, 0.0, "samples/s", note="skipped: no .venv-litdata")
-    probe = "import polars"
+def litdata_parquet(
+    name: str, spark_parquet: Path, ours: dict[int, float], peer_seconds: float
+) -> list[Ratio]:
+    """LitData streaming the same Spark-written Parquet vs ours (``parquet=``), per workers."""
     import subprocess
 
-    if subprocess.run([str(peer), "-c", probe], check=False, capture_output=True).returncode != 0:
+    metric = f"{name} Spark Parquet in place vs LitData Parquet streaming"
+    peer = litdata_python()
+    if peer is None:
+        return [Ratio(metric, 0.0, 0.0, "samples/s", note="skipped: no .venv-litdata")]
+    probe = [str(peer), "-c", "import polars"]
+    if subprocess.run(probe, check=False, capture_output=True).returncode != 0:
         note = "skipped: LitData's ParquetLoader needs polars, absent from .venv-litdata"
-        return Ratio(metric, 0.0, 0.0, "samples/s", note=note)
-    return Ratio(metric, 0.0, 0.0, "samples/s", note="polars present: not wired here")
+        return [Ratio(metric, 0.0, 0.0, "samples/s", note=note)]
+    copy = prepare_litdata_copy(spark_parquet)
+    rows = []
+    for w, sps in ours.items():
+        got = run_child(
+            [peer, "benchmarks/litdata_inplace.py", "epoch", copy, "--workers", str(w),
+             "--max-seconds", str(peer_seconds)], timeout=3600,
+        ).result  # fmt: skip
+        capped = f"capped at {peer_seconds:g}s" if got["capped"] else "a full epoch"
+        note = f"LitData: {got['samples']} samples, {capped}; its index {got['index']:.2f}s"
+        rows.append(Ratio(f"{metric}, {w} workers", sps, _sps(got), "samples/s", note=note))
+    return rows
 
 
 def end_to_end(name: str, scale: float) -> list[Ratio]:
@@ -250,16 +302,17 @@ def run(args: list[str]) -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--no-spark", action="store_true", help="skip the Spark-written Parquet")
     parser.add_argument("--no-end-to-end", action="store_true")
+    parser.add_argument("--peer-seconds", type=float, default=30.0, help="cap on a peer's epoch")
     opts = parser.parse_args(args)
     workers = [int(w) for w in opts.workers.split(",")]
     rows: list[Ratio] = []
     for name in opts.workloads.split(","):
-        rows += throughput(name, opts.scale, workers, not opts.no_spark)
+        rows += throughput(name, opts.scale, workers, not opts.no_spark, opts.peer_seconds)
         if not opts.no_end_to_end:
             rows += end_to_end(name, opts.scale)
     rows.append(startup(opts.files))
-    rows.append(Ratio("DeltaTorch", 0.0, 0.0, "-", note="not attempted: not installed here "
-                      "(we install nothing); it breaks on deltalake >= 1.0"))  # fmt: skip
+    rows.append(Ratio("DeltaTorch", 0.0, 0.0, "-", note="not run: 0.0.3 fails on deltalake "
+                      "1.6.6 (get_add_actions().to_pandas()); see the docstring"))  # fmt: skip
     print_ratios(f"in place ({machine_note()})", rows, theirs_name="reference")
 
 
