@@ -251,7 +251,7 @@ class _Layout:
         if kind is None:
             return ("list", [self.plan(v) for v in values])
         if kind == "array":
-            return ("arrays", [None if v is None else self.array(v) for v in values])
+            return self._arrays(values)
         nulls = [i for i, v in enumerate(values) if v is None]
         empty: Any = "" if kind == "str" else b""
         present: list[Any] = [empty if v is None else v for v in values] if nulls else values
@@ -274,6 +274,22 @@ class _Layout:
             self.size += length
         self.size = _round_up(self.size)
         return ("values", kind, data_offset, self.array(ends), nulls)
+
+    def _arrays(self, values: list[Any]) -> Any:
+        """A column of arrays (ragged values): those that agree in dtype and trailing shape
+        joined into one array plus row ends (one copy, one node, one slice per value on the
+        way out), others placed one by one."""
+        present = [v for v in values if v is not None]
+        first = present[0]
+        same = first.ndim >= 1 and all(
+            v.dtype == first.dtype and v.shape[1:] == first.shape[1:] for v in present
+        )
+        if not same:
+            return ("arrays", [None if v is None else self.array(v) for v in values])
+        nulls = [i for i, v in enumerate(values) if v is None]
+        ends = np.cumsum(np.fromiter((len(v) for v in present), np.int64, len(present)))
+        joined = np.concatenate(present) if len(present) > 1 else first
+        return ("ragged", self.array(joined), self.array(ends), nulls, len(values))
 
     def write(self, slab: mmap.mmap | bytearray) -> None:
         target = np.frombuffer(slab, np.uint8)
@@ -337,6 +353,21 @@ def _build_text(node: Any, base: _Base) -> list[Any]:
     return out
 
 
+def _build_ragged(node: Any, base: _Base) -> list[Any]:
+    _, joined_node, ends_node, nulls, n = node
+    joined, ends = _build(joined_node, base), _build(ends_node, base).tolist()
+    present = [joined[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+    if not nulls:
+        return present
+    out: list[Any] = [None] * n
+    values = iter(present)
+    null = set(nulls)
+    for i in range(n):
+        if i not in null:
+            out[i] = next(values)
+    return out
+
+
 def _build_spans(node: Any, base: _Base) -> list[Any]:
     _, files, file_node, start_node, end_node = node
     buffers = [base.file(ref) for ref in files]
@@ -365,4 +396,5 @@ _BUILDERS: dict[str, Callable[[Any, _Base], Any]] = {
     "values": _build_values,
     "text": _build_text,
     "spans": _build_spans,
+    "ragged": _build_ragged,
 }

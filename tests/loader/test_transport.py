@@ -269,3 +269,23 @@ def test_variable_size_values_arrive_exactly(size: int) -> None:
     assert all(v.readonly for v in arrived["view"] if v is not None)
     assert arrived["bytes"] == blobs and arrived["text"] == batch["text"]
     slabs.close()
+
+
+def test_ragged_arrays_arrive_exactly() -> None:
+    rng = np.random.default_rng(3)
+    joined = [rng.random(n).astype(np.float32) for n in (3, 0, 5)] + [None]  # one buffer
+    grids = [np.arange(6 * n, dtype=np.int16).reshape(n, 2, 3) for n in (1, 2, 0)]
+    mixed = [np.arange(3, dtype=np.int64), np.ones(2, np.float64), None]  # one by one
+    batch = {"joined": joined, "grids": grids, "mixed": mixed}
+    slabs = SlabSet(1, per_worker=1)
+    arrived = slabs.unpack(slabs.pack(batch, 0))
+    for name, sent in batch.items():
+        got = arrived[name]
+        assert len(got) == len(sent), name
+        for a, b in zip(got, sent):
+            assert (a is None) == (b is None), name
+            if b is not None:
+                assert a.dtype == b.dtype and a.shape == b.shape and (a == b).all(), name
+    arrived["joined"][0][0] = 7  # writable, and a value of its own row only
+    assert arrived["joined"][0][0] == 7 and arrived["joined"][2][0] == joined[2][0]
+    slabs.close()
