@@ -32,7 +32,7 @@ from sparkshard.errors import SchemaError
 from sparkshard.format.encodings import get_encoding
 from sparkshard.format.index import DatasetIndex, schema_of
 from sparkshard.format.schema import ColumnSpec, Schema
-from sparkshard.format.values import from_stored
+from sparkshard.format.values import from_stored, restores_values
 from sparkshard.sizes import parse_size
 from sparkshard.storage import LocalStore
 
@@ -313,10 +313,10 @@ def _restore_batch(spec: ColumnSpec, columns: dict[str, Any]) -> Any:
         shape_mask = np.broadcast_to(mask.reshape(-1, *([1] * (values.ndim - 1))), values.shape)
         return np.ma.MaskedArray(values, mask=shape_mask)
     if isinstance(values, FileSpans):
-        if not spec.logical:
+        if not restores_values(spec):
             return values if mask is None else values.without(mask)
         values = values.views()
-    restored = [from_stored(spec, v) for v in values] if spec.logical else values
+    restored = [from_stored(spec, v) for v in values] if restores_values(spec) else values
     if mask is not None and mask.any():
         restored = [None if m else v for v, m in zip(restored, mask.tolist())]
     return restored

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from loader.cache.readahead import first_uses
-from loader.read.reader import _restore_batch, _scatter
+from loader.read.reader import _restore_batch
 from loader.tables.columns import Stored, logical_table, stored_columns
 from loader.tables.layout import Layout
 from loader.tables.snapshot import TableSnapshot
@@ -139,13 +139,11 @@ class TableReader:
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
             raise IndexError(f"sample ids must be in 0..{self.num_samples - 1}")
         shards = np.searchsorted(self._starts, ids, side="right") - 1
+        by_shard = np.argsort(shards, kind="stable")  # positions, grouped by row group
+        groups, firsts = np.unique(shards[by_shard], return_index=True)
         columns: dict[str, Any] = {}
-        for shard in np.unique(shards).tolist():
-            where = np.flatnonzero(shards == shard)
-            local = ids[where] - self._starts[shard]
-            stored = self.group(shard)
-            part = {name: _take(values, local) for name, values in stored.items()}
-            _scatter(columns, part, where, len(ids))
+        for shard, where in zip(groups.tolist(), np.split(by_shard, firsts[1:])):
+            _gather(columns, self.group(shard), where, ids[where] - self._starts[shard], len(ids))
         return {spec.name: _restore_batch(spec, columns) for spec in self._specs}
 
     # --- row groups ---------------------------------------------------------------------
@@ -196,10 +194,20 @@ class TableReader:
                 )
 
 
-def _take(values: Any, local: np.ndarray) -> Any:
-    if isinstance(values, np.ndarray):
-        return values[local]
-    return [values[j] for j in local.tolist()]
+def _gather(
+    columns: dict[str, Any], stored: Stored, where: np.ndarray, local: np.ndarray, n: int
+) -> None:
+    """Rows ``local`` of one row group's stored columns into positions ``where`` of the
+    batch's ``n`` (one pass: no per-row-group slice to scatter afterwards)."""
+    for name, values in stored.items():
+        if isinstance(values, np.ndarray):
+            if name not in columns:
+                columns[name] = np.empty((n, *values.shape[1:]), values.dtype)
+            columns[name][where] = values[local]
+        else:
+            out = columns.setdefault(name, [None] * n)
+            for position, j in zip(where.tolist(), local.tolist()):
+                out[position] = values[j]
 
 
 def _partition_values(snapshot: TableSnapshot, values: Any) -> dict[str, str | None]:

@@ -91,10 +91,19 @@ def _count(delta: dt.timedelta, unit: str | None) -> int:
     )
 
 
+_AS_DECODED = (None, "ndarray", "json", "decimal")  # logical types whose values need nothing
+
+
+def restores_values(spec: ColumnSpec) -> bool:
+    """Whether :func:`from_stored` changes ``spec``'s decoded values (a batch of a column
+    that it does not change skips the call per value)."""
+    return spec.logical not in _AS_DECODED
+
+
 def from_stored(spec: ColumnSpec, value: Any) -> Any:
     """The logical value for a decoded raw value (identity for plain columns)."""
     logical = spec.logical
-    if logical is None or logical in ("ndarray", "json", "decimal"):
+    if logical in _AS_DECODED:
         return value
     if logical == "bool":
         return bool(value)
