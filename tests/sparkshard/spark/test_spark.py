@@ -398,3 +398,33 @@ def _rows(batch: Any) -> list[Any]:
     from types import SimpleNamespace
 
     return [SimpleNamespace(**row) for row in batch.to_pylist()]
+
+
+def test_large_rows_reach_tasks_in_16_mb_arrow_batches_unless_the_session_says(
+    spark: Any, tmp_path: Path
+) -> None:
+    # 40 rows of 1 MiB in one partition. Spark's default (64 MB Arrow batches) hands the task
+    # them in one batch; while our job runs, batches are 16 MB, so the task starts encoding
+    # after 16 rows, not 40. A size the session sets is honoured, and left as it was.
+    from pyspark.sql import functions as F
+
+    key = "spark.sql.execution.arrow.maxBytesPerBatch"
+    rows = spark.range(40).select("id", F.expr("repeat('x', 1048576)").alias("s")).coalesce(1)
+
+    def frames(out: Path) -> list[int]:
+        mds_kwargs = {"out": str(out), "columns": {"frame": "bytes"}}
+        sparkshard.dataframe_to_mds(rows, mds_kwargs=mds_kwargs, udf_iterable=count_frames)
+        reader = DatasetReader(out)
+        sizes = sorted(bytes(reader.get(i)["frame"]).decode() for i in range(len(reader)))
+        return [int(s.split(":")[1]) for s in sizes]
+
+    assert spark.conf.get(key, None) is None
+    ours = frames(tmp_path / "ours")
+    assert sum(ours) == 40 and len(ours) >= 3 and max(ours) <= 16, ours
+    assert spark.conf.get(key, None) is None  # restored
+    spark.conf.set(key, str(64 << 20))
+    try:
+        assert frames(tmp_path / "theirs") == [40]
+        assert spark.conf.get(key, None) == str(64 << 20)
+    finally:
+        spark.conf.unset(key)
