@@ -277,8 +277,9 @@ class _Layout:
 
     def _arrays(self, values: list[Any]) -> Any:
         """A column of arrays (ragged values): those that agree in dtype and trailing shape
-        are laid back to back as one array plus row ends (each value copied once, straight
-        into the slab; one node; one slice per value on the way out), others one by one."""
+        cross as one array plus row ends (one node; one slice per value on the way out):
+        small values joined by one C call, large ones laid back to back straight into the
+        slab (each copied once). Others are placed one by one."""
         present = [v for v in values if v is not None]
         first = present[0]
         same = first.ndim >= 1 and all(
@@ -288,8 +289,11 @@ class _Layout:
             return ("arrays", [None if v is None else self.array(v) for v in values])
         nulls = [i for i, v in enumerate(values) if v is None]
         ends = np.cumsum(np.fromiter((len(v) for v in present), np.int64, len(present)))
+        if sum(v.nbytes for v in present) <= _JOIN_BELOW * len(present):  # small: one C join
+            joined = self.array(np.concatenate(present) if len(present) > 1 else first)
+            return ("ragged", joined, self.array(ends), nulls, len(values))
         offset = self.size
-        for value in present:  # back to back: same dtype, so elements stay aligned
+        for value in present:  # large: back to back (one dtype, so elements stay aligned)
             flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
             self.parts.append((self.size, flat))
             self.size += flat.nbytes

@@ -276,7 +276,8 @@ def test_ragged_arrays_arrive_exactly() -> None:
     joined = [rng.random(n).astype(np.float32) for n in (3, 0, 5)] + [None]  # one buffer
     grids = [np.arange(6 * n, dtype=np.int16).reshape(n, 2, 3) for n in (1, 2, 0)]
     mixed = [np.arange(3, dtype=np.int64), np.ones(2, np.float64), None]  # one by one
-    batch = {"joined": joined, "grids": grids, "mixed": mixed}
+    images = [rng.random((n, 120, 120)).astype(np.float32) for n in (1, 2)]  # back to back
+    batch = {"joined": joined, "grids": grids, "mixed": mixed, "images": [None, *images]}
     slabs = SlabSet(1, per_worker=1)
     arrived = slabs.unpack(slabs.pack(batch, 0))
     for name, sent in batch.items():
