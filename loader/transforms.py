@@ -79,7 +79,11 @@ def _stack(values: list[Any]) -> Any:
     if all(isinstance(v, (np.ndarray, np.generic, int, float)) for v in values):
         shapes = {np.shape(v) for v in values}
         if len(shapes) == 1:
-            return np.stack([np.asarray(v) for v in values])
+            arrays = [np.asarray(v) for v in values]
+            # Into a C-ordered batch, whatever the values' layout (a transposed image, say):
+            # the one copy a stack makes is then the only one (tensors need C order).
+            out = np.empty((len(arrays), *arrays[0].shape), np.result_type(*arrays))
+            return np.stack(arrays, out=out)
     return values
 
 

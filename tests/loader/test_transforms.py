@@ -42,6 +42,21 @@ def test_per_sample_results_are_stacked_when_they_can_be() -> None:
     assert words == ["A", "B"]
 
 
+def _channels_first(image: np.ndarray) -> np.ndarray:
+    return image.transpose(2, 0, 1).astype(np.float32)  # a strided (not C-ordered) view
+
+
+def test_per_sample_arrays_stack_into_one_c_ordered_batch() -> None:
+    images = [np.full((4, 5, 3), i, np.uint8) for i in range(3)]
+    stacked = FieldSpec("img", _channels_first, per_sample=True).apply(images)
+    assert stacked.flags.c_contiguous and stacked.dtype == np.float32
+    assert (stacked == np.stack([_channels_first(i) for i in images])).all()
+    mixed = FieldSpec("x", lambda v: v, per_sample=True).apply([np.int8(1), 2.5, np.int64(3)])
+    assert mixed.dtype == np.float64 and mixed.tolist() == [1.0, 2.5, 3.0]
+    tensor = to_torch(stacked)  # already C-ordered: no copy on the way to a tensor
+    assert tensor.data_ptr() == stacked.ctypes.data
+
+
 def test_field_spec_validation() -> None:
     with pytest.raises(ValueError, match="column name"):
         FieldSpec("")
