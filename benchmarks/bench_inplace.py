@@ -44,6 +44,7 @@ from typing import Any
 from benchmarks.bench_loader import prepare_workload
 from benchmarks.common import (
     Ratio,
+    drain,
     emit_result,
     litdata_python,
     machine_note,
@@ -149,15 +150,10 @@ def child_epoch(kind: str, path: str, workers: int) -> dict[str, Any]:
     where = {"delta": {"delta": path}, "parquet": {"parquet": path}, "mds": {"local": path}}
     ds = StreamingDataset(**where[kind], batch_size=BATCH, shuffle=True)  # type: ignore[arg-type]
     loader = StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers)
-    samples, first = 0, None
-    start = time.perf_counter()
-    for batch in loader:
-        if first is None:
-            first = time.perf_counter() - began
-        samples += len(batch["id"])
-    seconds = time.perf_counter() - start
-    return {"samples": samples, "seconds": seconds, "first_batch": first,
-            "total": time.perf_counter() - began}  # fmt: skip
+    opened = time.perf_counter() - began
+    result = drain(loader)
+    first = None if result["first_batch"] is None else opened + result["first_batch"]
+    return {**result, "first_batch": first, "total": time.perf_counter() - began}
 
 
 def child_convert(delta: str, out: str) -> dict[str, Any]:

@@ -18,12 +18,14 @@ Public API:
 - ``Ratio`` and ``print_ratios(title, rows)``: the printed comparison table.
 - ``machine_note()``: CPUs and load average, printed with results (shared machines are noisy).
 - ``spark_session()``: the one Spark session of the Spark benchmarks (both venvs).
-- ``drain(loader, max_seconds)``: the one timed epoch loop of the loader benchmarks.
+- ``drain(loader, max_seconds)``: the one timed epoch loop of the loader benchmarks;
+  ``peer_epoch_main(argv, epoch)``: the command line of a peer's epoch child.
 - ``mosaic_first_batch(ds, batch, at)``: Mosaic's start-up up to its first batch.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -58,6 +61,7 @@ __all__ = [
     "mosaic_python",
     "output_dir",
     "peak_rss_mib",
+    "peer_epoch_main",
     "print_ratios",
     "run_child",
     "shared_memory_bytes",
@@ -206,14 +210,29 @@ def spark_session(app: str = "sparkshard-bench", driver_memory: str = "6g") -> A
 
 
 def drain(loader: Any, max_seconds: float | None = None, key: str = "id") -> dict[str, Any]:
-    """Iterate ``loader`` (ours or Mosaic's) for one epoch, or until ``max_seconds`` passed;
-    ``{"samples", "seconds"}`` delivered. The one epoch loop every loader benchmark times."""
-    samples, began = 0, time.perf_counter()
+    """Iterate ``loader`` (ours or a peer's) for one epoch, or until ``max_seconds`` passed;
+    ``{"samples", "seconds", "first_batch"}`` delivered (seconds from the start of the
+    iteration). The one epoch loop every loader benchmark times."""
+    samples, first, began = 0, None, time.perf_counter()
     for batch in loader:
+        if first is None:
+            first = time.perf_counter() - began
         samples += len(batch[key])
         if max_seconds is not None and time.perf_counter() - began > max_seconds:
             break
-    return {"samples": samples, "seconds": time.perf_counter() - began}
+    return {"samples": samples, "seconds": time.perf_counter() - began, "first_batch": first}
+
+
+def peer_epoch_main(argv: list[str], epoch: Callable[[str, int, float], dict[str, Any]]) -> None:
+    """The command line of a peer's epoch child: ``epoch PATH --workers W --max-seconds S``;
+    prints ``epoch(PATH, W, S)`` as the child's result."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["epoch"])
+    parser.add_argument("path")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--max-seconds", type=float, default=30.0)
+    a = parser.parse_args(argv)
+    emit_result(epoch(a.path, a.workers, a.max_seconds))
 
 
 def mosaic_first_batch(ds: Any, batch_size: int, sample_in_epoch: int | None) -> None:

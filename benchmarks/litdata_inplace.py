@@ -12,12 +12,11 @@ since LitData refuses fork with ``ParquetLoader``), one shuffled epoch capped at
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import Any
 
-from benchmarks.common import emit_result
+from benchmarks.common import drain, peer_epoch_main
 
 BATCH = 256  # bench_inplace.BATCH (not imported: that module needs the main venv)
 
@@ -33,27 +32,12 @@ def epoch(path: str, workers: int, max_seconds: float) -> dict[str, Any]:
     # LitData refuses fork with ParquetLoader (polars' thread pool deadlocks in forked workers)
     context = {"multiprocessing_context": "forkserver"} if workers else {}
     loader = litdata.StreamingDataLoader(ds, batch_size=BATCH, num_workers=workers, **context)
-    samples, first = 0, None
-    start = time.perf_counter()
-    for batch in loader:
-        if first is None:
-            first = time.perf_counter() - start
-        samples += len(batch["id"])
-        if time.perf_counter() - start > max_seconds:
-            break
-    seconds = time.perf_counter() - start
-    return {"samples": samples, "seconds": seconds, "first_batch": first, "index": indexed,
-            "rows": len(ds), "capped": samples < len(ds)}  # fmt: skip
+    result = drain(loader, max_seconds)
+    return {**result, "index": indexed, "rows": len(ds), "capped": result["samples"] < len(ds)}
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["epoch"])
-    parser.add_argument("path")
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--max-seconds", type=float, default=30.0)
-    a = parser.parse_args(argv)
-    emit_result(epoch(a.path, a.workers, a.max_seconds))
+    peer_epoch_main(argv, epoch)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,12 @@ shuffled, collated by torch's default collate.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from typing import Any
 
 from benchmarks.bench_migration import BATCH, drain, normalized
-from benchmarks.common import emit_result
+from benchmarks.common import peer_epoch_main
 
 
 def epoch(path: str, workers: int, max_seconds: float) -> dict[str, Any]:
@@ -29,13 +28,7 @@ def epoch(path: str, workers: int, max_seconds: float) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["epoch"])
-    parser.add_argument("path")
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--max-seconds", type=float, default=30.0)
-    a = parser.parse_args(argv)
-    emit_result(epoch(a.path, a.workers, a.max_seconds))
+    peer_epoch_main(argv, epoch)
 
 
 if __name__ == "__main__":
