@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from loader.structure import map_values
+
 __all__ = ["DevicePlan", "DevicePrefetcher", "move_to", "pin"]
 
 logger = logging.getLogger(__name__)
@@ -96,30 +98,28 @@ def _device(device: str | torch.device | None) -> torch.device | None:
 
 def move_to(batch: Any, device: torch.device, non_blocking: bool = False) -> Any:
     """Tensors in ``batch`` (dicts, tuples, lists) moved to ``device``; the rest unchanged."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=non_blocking)
-    if isinstance(batch, dict):
-        return {k: move_to(v, device, non_blocking) for k, v in batch.items()}
-    if isinstance(batch, tuple):
-        items = [move_to(v, device, non_blocking) for v in batch]
-        return type(batch)(*items) if hasattr(batch, "_fields") else tuple(items)
-    if isinstance(batch, list) and any(isinstance(v, torch.Tensor) for v in batch):
-        return [move_to(v, device, non_blocking) for v in batch]
-    return batch
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.to(device, non_blocking=non_blocking)
+        if isinstance(value, list) and any(isinstance(v, torch.Tensor) for v in value):
+            return [move_to(v, device, non_blocking) for v in value]
+        return value
+
+    return map_values(moved, batch)
 
 
 def pin(batch: Any) -> Any:
     """CPU tensors in ``batch`` (dicts, tuples, lists) copied into pinned memory."""
-    if isinstance(batch, torch.Tensor):
-        return batch.pin_memory() if batch.device.type == "cpu" else batch
-    if isinstance(batch, dict):
-        return {k: pin(v) for k, v in batch.items()}
-    if isinstance(batch, tuple):
-        items = [pin(v) for v in batch]
-        return type(batch)(*items) if hasattr(batch, "_fields") else tuple(items)
-    if isinstance(batch, list):
-        return [pin(v) for v in batch]
-    return batch
+    return map_values(_pinned, batch)
+
+
+def _pinned(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.pin_memory() if value.device.type == "cpu" else value
+    if isinstance(value, list):
+        return [pin(v) for v in value]
+    return value
 
 
 def _tensors(batch: Any) -> Iterator[torch.Tensor]:

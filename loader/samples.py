@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from loader.structure import map_values
+
 __all__ = [
     "OVERRIDABLE",
     "collate_samples",
@@ -94,13 +96,12 @@ def collate_samples(samples: list[Any]) -> Any:
 def empty_like(batch: Any) -> Any:
     """A batch of the same structure with zero rows (arrays and tensors sliced, lists empty):
     what a rank yields for a last step with nothing left to read under ``padding="none"``."""
-    if isinstance(batch, dict):
-        return {key: empty_like(value) for key, value in batch.items()}
-    if isinstance(batch, tuple):
-        items = [empty_like(v) for v in batch]
-        return type(batch)(*items) if hasattr(batch, "_fields") else tuple(items)
-    if isinstance(batch, list):
+    return map_values(_no_rows, batch)
+
+
+def _no_rows(value: Any) -> Any:
+    if isinstance(value, list):
         return []
-    if hasattr(batch, "shape") and len(batch.shape) > 0:
-        return batch[:0]
-    return batch
+    if hasattr(value, "shape") and len(value.shape) > 0:
+        return value[:0]
+    return value

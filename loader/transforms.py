@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from loader.structure import map_values
+
 __all__ = ["BatchTransforms", "FieldSpec", "check_picklable", "to_numpy", "to_torch"]
 
 Transform = Callable[[Any], Any]
@@ -154,15 +156,7 @@ def _plain(value: Any) -> Any:
 
 def to_numpy(batch: Any) -> Any:
     """Nullable columns without nulls become plain arrays (for JAX, TF or numpy users)."""
-    if isinstance(batch, dict):
-        return {name: to_numpy(value) for name, value in batch.items()}
-    if isinstance(batch, tuple):
-        return (
-            type(batch)(*map(to_numpy, batch))
-            if hasattr(batch, "_fields")
-            else tuple(map(to_numpy, batch))
-        )
-    return _plain(batch)
+    return map_values(_plain, batch)
 
 
 def to_torch(batch: Any) -> Any:
@@ -172,18 +166,17 @@ def to_torch(batch: Any) -> Any:
     A nullable column becomes a tensor when none of the batch's values is null; a batch with
     nulls keeps it as a ``numpy.ma.MaskedArray`` so the nulls are not silently lost.
     """
+    return map_values(_tensor, batch)
+
+
+def _tensor(column: Any) -> Any:
     import torch
 
-    if isinstance(batch, dict):
-        return {name: to_torch(value) for name, value in batch.items()}
-    if isinstance(batch, tuple):
-        items = [to_torch(v) for v in batch]
-        return type(batch)(*items) if hasattr(batch, "_fields") else tuple(items)
-    if isinstance(batch, torch.Tensor):
-        return batch.contiguous()
-    value = _plain(batch)
+    if isinstance(column, torch.Tensor):
+        return column.contiguous()
+    value = _plain(column)
     if type(value) is np.ndarray and value.dtype.kind in "biuf" and value.dtype.byteorder in "=|<":
         if not (value.flags.writeable and value.flags.c_contiguous):
             value = np.array(value, order="C")
         return torch.from_numpy(value)
-    return batch
+    return column
