@@ -276,7 +276,8 @@ class _Layout:
         return ("values", kind, data_offset, self.array(ends), nulls)
 
     def _arrays(self, values: list[Any]) -> Any:
-        """A column of arrays (ragged values): those that agree in dtype and trailing shape
+        """A column of arrays (ragged values): those of one dtype and shape cross as one
+        stacked array, its rows on the way out; those that agree in dtype and trailing shape
         cross as one array plus row ends (one node; one slice per value on the way out):
         small values joined by one C call, large ones laid back to back straight into the
         slab (each copied once). Others are placed one by one."""
@@ -288,6 +289,9 @@ class _Layout:
         if not same:
             return ("arrays", [None if v is None else self.array(v) for v in values])
         nulls = [i for i, v in enumerate(values) if v is None]
+        if not nulls and all(v.shape == first.shape for v in present):
+            # One shape (embeddings): one stacked array; its rows are the values again.
+            return ("rows", self.array(np.stack(present)))
         ends = np.cumsum(np.fromiter((len(v) for v in present), np.int64, len(present)))
         if sum(v.nbytes for v in present) <= _JOIN_BELOW * len(present):  # small: one C join
             joined = self.array(np.concatenate(present) if len(present) > 1 else first)
@@ -407,4 +411,5 @@ _BUILDERS: dict[str, Callable[[Any, _Base], Any]] = {
     "text": _build_text,
     "spans": _build_spans,
     "ragged": _build_ragged,
+    "rows": lambda node, base: list(_build(node[1], base)),
 }

@@ -310,8 +310,9 @@ def _restore_batch(spec: ColumnSpec, columns: dict[str, Any]) -> Any:
             values = values.astype(np.int64).view(f"{kind}[{unit}]")
         if mask is None:
             return values
-        shape_mask = np.broadcast_to(mask.reshape(-1, *([1] * (values.ndim - 1))), values.shape)
-        return np.ma.MaskedArray(values, mask=shape_mask)
+        if values.ndim > 1:  # one flag per sample masks all of its elements
+            mask = np.broadcast_to(mask.reshape(-1, *([1] * (values.ndim - 1))), values.shape)
+        return np.ma.MaskedArray(values, mask=mask)
     if isinstance(values, FileSpans):
         if not restores_values(spec):
             return values if mask is None else values.without(mask)

@@ -29,20 +29,29 @@ from sparkshard.format.schema import ColumnSpec
 
 __all__ = ["logical_table", "partition_array", "stored_columns"]
 
-Stored = dict[str, Any]  # stored column name -> np.ndarray (fixed size) or list
+# Stored column name -> np.ndarray: numbers (rows, ...) for fixed-size values; for variable-size
+# ones an object array of per-row values, or a (rows, length) matrix when a list column's rows
+# all have one length. A batch gathers any of them by one fancy index.
+Stored = dict[str, np.ndarray]
 
 
 def stored_columns(specs: list[ColumnSpec], table: pa.Table) -> Stored:
-    """The stored columns (values and null masks) of ``table``'s rows, as the MDS reader
-    holds them after decoding a shard."""
+    """The stored columns of ``table``'s rows, as the MDS reader holds them after decoding a
+    shard: values, and a null mask for each nullable column that has nulls here."""
     out: Stored = {}
     for spec in specs:
         array = table.column(spec.name).combine_chunks()
         payloads, mask = encode_column(spec, array)
-        out[spec.name] = _decoded(spec, payloads, array)
-        if spec.nullable:
-            out[spec.null_column] = mask if mask is not None else np.zeros(len(array), np.uint8)
+        decoded = _decoded(spec, payloads, array)
+        out[spec.name] = decoded if isinstance(decoded, np.ndarray) else _objects(decoded)
+        if spec.nullable and mask is not None and mask.any():
+            out[spec.null_column] = mask  # absent where the row group has no nulls
     return out
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """``values`` as a 1-D object array, each value one element (arrays are not unpacked)."""
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def _decoded(spec: ColumnSpec, payloads: pa.Array, array: pa.Array) -> Any:
@@ -64,9 +73,10 @@ def _decoded(spec: ColumnSpec, payloads: pa.Array, array: pa.Array) -> Any:
     return [encoding.decode(v) for v in payloads.to_pylist()]
 
 
-def _vectors(encoding: Any, array: pa.Array) -> list[np.ndarray] | None:
+def _vectors(encoding: Any, array: pa.Array) -> list[np.ndarray] | np.ndarray | None:
     """A one-level list of numbers as the 1-D arrays its ``ndarray`` encoding decodes to,
-    sliced from the flattened values (no per-value decode); None for anything else."""
+    sliced from the flattened values (no per-value decode), or as one matrix when every row
+    has the same length; None for anything else."""
     if not isinstance(encoding, NDArray) or encoding.dtype is None:
         return None
     t = array.type
@@ -80,6 +90,10 @@ def _vectors(encoding: Any, array: pa.Array) -> list[np.ndarray] | None:
     values = np.asarray(flat.to_numpy(zero_copy_only=False)).astype(encoding.dtype, copy=False)
     values.flags.writeable = False  # as the MDS path's views of a shard
     lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy().astype(np.int64)
+    if len(lengths) and not array.null_count and (lengths == lengths[0]).all():
+        # Rows of one length (embeddings): one (rows, length) matrix; a batch's rows are cut
+        # from it as views when the batch is built, not one array per row here.
+        return values.reshape(len(lengths), int(lengths[0]))
     ends = np.cumsum(lengths).tolist()
     starts = [0, *ends[:-1]]
     return [values[a:b] for a, b in zip(starts, ends)]

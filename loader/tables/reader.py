@@ -24,6 +24,7 @@ from loader.tables.columns import Stored, logical_table, stored_columns
 from loader.tables.layout import Layout
 from loader.tables.snapshot import TableSnapshot
 from sparkshard.errors import SchemaError
+from sparkshard.format.encodings import get_encoding
 from sparkshard.format.schema import schema_from_arrow
 from sparkshard.format.values import from_stored
 
@@ -70,6 +71,12 @@ class TableReader:
         self._schema = pa.schema([arrow_schema.field(n) for n in names])
         self._specs = list(schema_from_arrow(self._schema).columns)
         self.column_names = tuple(spec.name for spec in self._specs)
+        self._listed = [  # variable-size columns: a batch holds them as a list of values
+            spec.name for spec in self._specs if get_encoding(spec.encoding).size is None
+        ]
+        self._stored_names = [spec.name for spec in self._specs] + [
+            spec.null_column for spec in self._specs if spec.nullable
+        ]
         self.shard_sizes = layout.shard_sizes
         self._starts = np.concatenate([[0], np.cumsum(self.shard_sizes)])
         self.num_samples = int(self._starts[-1])
@@ -121,7 +128,7 @@ class TableReader:
         stored = self.group(shard)
         out: dict[str, Any] = {}
         for spec in self._specs:
-            if spec.nullable and stored[spec.null_column][j]:
+            if spec.null_column in stored and stored[spec.null_column][j]:
                 out[spec.name] = None
                 continue
             value = stored[spec.name][j]
@@ -141,9 +148,15 @@ class TableReader:
         shards = np.searchsorted(self._starts, ids, side="right") - 1
         by_shard = np.argsort(shards, kind="stable")  # positions, grouped by row group
         groups, firsts = np.unique(shards[by_shard], return_index=True)
-        columns: dict[str, Any] = {}
-        for shard, where in zip(groups.tolist(), np.split(by_shard, firsts[1:])):
-            _gather(columns, self.group(shard), where, ids[where] - self._starts[shard], len(ids))
+        stored = [self.group(shard) for shard in groups.tolist()]
+        bounds = [*firsts.tolist(), len(ids)]
+        wheres = [by_shard[bounds[k] : bounds[k + 1]] for k in range(len(stored))]
+        locals_ = [ids[where] - self._starts[shard] for where, shard in zip(wheres, groups)]
+        for name in self._listed:
+            _same_form(name, stored)
+        columns: dict[str, Any] = _gather(self._stored_names, stored, wheres, locals_, len(ids))
+        for name in self._listed:
+            columns[name] = _per_row(columns[name])
         return {spec.name: _restore_batch(spec, columns) for spec in self._specs}
 
     # --- row groups ---------------------------------------------------------------------
@@ -195,19 +208,50 @@ class TableReader:
 
 
 def _gather(
-    columns: dict[str, Any], stored: Stored, where: np.ndarray, local: np.ndarray, n: int
-) -> None:
-    """Rows ``local`` of one row group's stored columns into positions ``where`` of the
-    batch's ``n`` (one pass: no per-row-group slice to scatter afterwards)."""
-    for name, values in stored.items():
-        if isinstance(values, np.ndarray):
-            if name not in columns:
-                columns[name] = np.empty((n, *values.shape[1:]), values.dtype)
-            columns[name][where] = values[local]
-        else:
-            out = columns.setdefault(name, [None] * n)
-            for position, j in zip(where.tolist(), local.tolist()):
-                out[position] = values[j]
+    names: list[str],
+    stored: list[Stored],
+    wheres: list[np.ndarray],
+    locals_: list[np.ndarray],
+    n: int,
+) -> dict[str, np.ndarray]:
+    """Each stored column of a batch of ``n``: rows ``locals_[k]`` of row group ``stored[k]``
+    land at positions ``wheres[k]`` (one scatter per row group and column). A null mask a
+    row group lacks (it has no nulls there) reads as zeros."""
+    columns = {}
+    for name in names:
+        like = next((group[name] for group in stored if name in group), None)
+        if like is None:
+            columns[name] = np.zeros(n, np.uint8)
+            continue
+        holders = [name in group for group in stored]
+        # Every position is one row group's; a mask's positions in groups without it are 0.
+        out = (np.empty if all(holders) else np.zeros)((n, *like.shape[1:]), like.dtype)
+        for group, where, local, holds in zip(stored, wheres, locals_, holders):
+            if holds:
+                out[where] = group[name][local]
+        columns[name] = out
+    return columns
+
+
+def _same_form(name: str, stored: list[Stored]) -> None:
+    """Make the row groups of one batch hold variable-size column ``name`` alike: where some
+    hold it as a matrix (rows of one length) and others differently, the matrices become
+    object arrays of row views, once (the row group keeps the new form)."""
+    forms = {(group[name].dtype, group[name].shape[1:]) for group in stored}
+    if len(forms) > 1:
+        for group in stored:
+            values = group[name]
+            if values.dtype != object:
+                group[name] = np.fromiter(values, dtype=object, count=len(values))
+
+
+def _per_row(values: np.ndarray) -> list[Any]:
+    """A batch's variable-size column as a list of values, as the MDS reader returns it:
+    an object array's values, or a matrix's rows as read-only views."""
+    if values.dtype == object:
+        return values.tolist()
+    values.flags.writeable = False  # as the MDS path's views of a shard
+    return list(values)
 
 
 def _partition_values(snapshot: TableSnapshot, values: Any) -> dict[str, str | None]:

@@ -277,7 +277,14 @@ def test_ragged_arrays_arrive_exactly() -> None:
     grids = [np.arange(6 * n, dtype=np.int16).reshape(n, 2, 3) for n in (1, 2, 0)]
     mixed = [np.arange(3, dtype=np.int64), np.ones(2, np.float64), None]  # one by one
     images = [rng.random((n, 120, 120)).astype(np.float32) for n in (1, 2)]  # back to back
-    batch = {"joined": joined, "grids": grids, "mixed": mixed, "images": [None, *images]}
+    rows = [rng.random(16).astype(np.float32) for _ in range(5)]  # one shape: stacked
+    batch = {
+        "joined": joined,
+        "grids": grids,
+        "mixed": mixed,
+        "images": [None, *images],
+        "rows": rows,
+    }
     slabs = SlabSet(1, per_worker=1)
     arrived = slabs.unpack(slabs.pack(batch, 0))
     for name, sent in batch.items():
@@ -289,4 +296,6 @@ def test_ragged_arrays_arrive_exactly() -> None:
                 assert a.dtype == b.dtype and a.shape == b.shape and (a == b).all(), name
     arrived["joined"][0][0] = 7  # writable, and a value of its own row only
     assert arrived["joined"][0][0] == 7 and arrived["joined"][2][0] == joined[2][0]
+    arrived["rows"][0][-1] = 7
+    assert arrived["rows"][0][-1] == 7 and arrived["rows"][1][0] == rows[1][0]
     slabs.close()

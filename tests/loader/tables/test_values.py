@@ -270,3 +270,42 @@ def test_filter_keeps_matching_rows_of_the_pinned_version(tmp_path: Path) -> Non
         StreamingDataset(delta=str(uri), filter=[("nope", "=", 1)])
     with pytest.raises(ValueError, match="Spark SQL"):
         StreamingDataset(delta=str(uri), filter="label = 1")
+
+
+def test_list_columns_of_one_length_per_row_group_read_as_deltalake(tmp_path: Path) -> None:
+    """Row groups whose list rows share one length are held as one matrix; batches mixing
+    them with other widths, varied lengths and null rows still equal deltalake's read."""
+    lengths = [4] * 10 + [1, 0, 3, 5, 2, 4, 4, 6, 1, 2] + [4] * 10 + [2] * 10
+    rows = [
+        None if i == 25 else [float(i * 10 + j) for j in range(n)] for i, n in enumerate(lengths)
+    ]
+    table = pa.table(
+        {"id": pa.array(range(len(rows)), pa.int64()), "v": pa.array(rows, pa.list_(pa.float32()))}
+    )
+    uri = tmp_path / "lists"
+    write_deltalake(uri, table, writer_properties=small_groups(10))
+    theirs = {r["id"]: r["v"] for r in deltalake_rows(uri)}
+    from loader import StreamingDataLoader
+
+    ds = StreamingDataset(delta=str(uri), batch_size=8, shuffle=True)
+    assert len(ds.shard_sizes) == 4
+    shuffled = np.random.default_rng(0).permutation(len(rows))
+    uniform = np.array([31, 38, 3, 7])  # two row groups held as matrices of two widths
+    for ids in (uniform[:2], uniform, shuffled):  # ... and every form in one batch
+        check_lists(ds._reader.get_batch(ids)["v"], ids, theirs)
+    for workers in (0, 2):
+        fresh = StreamingDataset(delta=str(uri), batch_size=8, shuffle=True)
+        got = {}
+        for b in StreamingDataLoader(fresh, batch_size=8, num_workers=workers):
+            for i, value in zip(np.asarray(b["id"]).tolist(), b["v"]):
+                got[i] = None if value is None else np.asarray(value).tolist()
+        assert got == theirs, workers
+
+
+def check_lists(values: list[Any], ids: np.ndarray, theirs: dict[int, Any]) -> None:
+    assert len(values) == len(ids)
+    for i, value in zip(ids.tolist(), values):
+        assert (value is None) == (theirs[i] is None), i
+        if value is not None:
+            assert value.dtype == np.float32 and value.tolist() == theirs[i], i
+            assert not value.flags.writeable  # as the MDS path's views of a shard
