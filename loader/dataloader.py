@@ -100,10 +100,10 @@ class _BatchView(IterableDataset[Any]):
     def _reads(self, by_reference: bool) -> Iterator[Any]:
         return self.dataset.iter_batches(by_reference)
 
-    def _shipments(self, by_reference: bool = False) -> Iterator[_Shipment]:
+    def _shipments(self, by_reference: bool = False, plain: bool = False) -> Iterator[_Shipment]:
         before = self.dataset.io_counters()
         for read in self._reads(by_reference):
-            batch = self.prepare(read)
+            batch = to_numpy(self.prepare(read)) if plain else self.prepare(read)
             after = self.dataset.io_counters()
             yield _Shipment(batch, {k: v - before.get(k, 0) for k, v in after.items()})
             before = after
@@ -118,7 +118,11 @@ class _BatchView(IterableDataset[Any]):
         # Batches nothing is done to leave bytes columns in their shard files: the loop's
         # process maps those itself (loader.read.spans), so their bytes are never copied.
         untouched = not self.prepare.transforms and self.prepare.collate is None
-        for shipment in self._shipments(by_reference=untouched):
+        # On the batch path the loop makes tensors or numpy arrays, which drops the masks of
+        # columns without nulls (to_torch, to_numpy): dropped here, they neither cross nor
+        # are rebuilt as masked arrays in the loop's process.
+        plain = self.prepare.collate is None
+        for shipment in self._shipments(by_reference=untouched, plain=plain):
             if first == 0 and not group:  # the first batch sizes the hand-offs
                 limit = max(1, min(_GROUP_MAX, _GROUP_BYTES // max(1, _nbytes(shipment.batch))))
             group.append(shipment)
