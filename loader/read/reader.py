@@ -25,14 +25,15 @@ import numpy as np
 
 from loader.read.ledger import HashLedger
 from loader.read.mapped import MappedShard
+from loader.read.restore import restore_column
 from loader.read.spans import FileSpans
 from sparkshard.dataset.shards import check_local_file, raw_shard
 from sparkshard.dataset.versions import read_index
 from sparkshard.errors import SchemaError
 from sparkshard.format.encodings import get_encoding
 from sparkshard.format.index import DatasetIndex, schema_of
-from sparkshard.format.schema import ColumnSpec, Schema
-from sparkshard.format.values import from_stored, restores_values
+from sparkshard.format.schema import Schema
+from sparkshard.format.values import from_stored
 from sparkshard.sizes import parse_size
 from sparkshard.storage import LocalStore
 
@@ -40,12 +41,6 @@ __all__ = ["DatasetReader"]
 
 log = logging.getLogger(__name__)
 _MEMORY_LIMIT = 1 << 30  # decompressed shards kept in memory per reader, at most (bytes)
-_NUMPY_UNITS = {
-    "date": "datetime64[D]",
-    "timestamp": "datetime64",
-    "time": "timedelta64",
-    "duration": "timedelta64",
-}
 
 
 class DatasetReader:
@@ -172,14 +167,14 @@ class DatasetReader:
             local, opened = ids - self._starts[shard], self.shard(shard)
             self.bytes_read += opened.span_bytes(local)
             part = opened.batch(local, self._stored, by_reference)
-            return {spec.name: _restore_batch(spec, part) for spec in self._specs}
+            return {spec.name: restore_column(spec, part) for spec in self._specs}
         for shard in np.unique(shards).tolist():
             where = np.flatnonzero(shards == shard)
             local, opened = ids[where] - self._starts[shard], self.shard(shard)
             self.bytes_read += opened.span_bytes(local)
             part = opened.batch(local, self._stored, by_reference)
             _scatter(columns, part, where, len(ids))
-        return {spec.name: _restore_batch(spec, columns) for spec in self._specs}
+        return {spec.name: restore_column(spec, columns) for spec in self._specs}
 
     def shard(self, i: int) -> MappedShard:
         """Shard ``i`` opened: its raw file mapped in place, or its stored file verified and
@@ -294,30 +289,3 @@ def _scatter(columns: dict[str, Any], part: dict[str, Any], where: np.ndarray, n
         items = values.views() if isinstance(values, FileSpans) else values
         for position, value in zip(where.tolist(), items):
             out[position] = value
-
-
-def _restore_batch(spec: ColumnSpec, columns: dict[str, Any]) -> Any:
-    values = columns.get(spec.name)
-    if values is None:  # an empty batch
-        return np.empty(0)
-    mask = columns[spec.null_column].astype(np.bool_) if spec.nullable else None
-    if isinstance(values, np.ndarray):
-        if spec.logical == "bool":
-            values = values.astype(np.bool_)
-        elif spec.logical in _NUMPY_UNITS:
-            unit = "D" if spec.logical == "date" else spec.unit
-            kind = _NUMPY_UNITS[spec.logical].split("[")[0]
-            values = values.astype(np.int64).view(f"{kind}[{unit}]")
-        if mask is None:
-            return values
-        if values.ndim > 1:  # one flag per sample masks all of its elements
-            mask = np.broadcast_to(mask.reshape(-1, *([1] * (values.ndim - 1))), values.shape)
-        return np.ma.MaskedArray(values, mask=mask)
-    if isinstance(values, FileSpans):
-        if not restores_values(spec):
-            return values if mask is None else values.without(mask)
-        values = values.views()
-    restored = [from_stored(spec, v) for v in values] if restores_values(spec) else values
-    if mask is not None and mask.any():
-        restored = [None if m else v for v, m in zip(restored, mask.tolist())]
-    return restored

@@ -4,8 +4,9 @@ The values a table reader yields must be exactly those the MDS path yields for t
 rows after ``delta_to_shards``: same numpy dtypes, masked arrays for nullable fixed-size
 columns, ``None`` for null variable-size values, memoryviews for bytes in batches. So a row
 group is encoded the way the shard writer encodes it (:func:`sparkshard.format.arrow_encode.
-encode_column`) into *stored* columns (arrays for fixed-size encodings, lists otherwise,
-plus ``<name>__null`` masks), and batches are restored by the MDS reader's own code.
+encode_column`) into *stored* columns (see ``Stored``; plus ``<name>__null`` masks where a
+row group has nulls), and batches are restored by the readers' one restoring function
+(:func:`loader.read.restore.restore_column`).
 
 :func:`logical_table` first turns a file's raw row group into the table's logical columns:
 physical names mapped back (column mapping), partition values typed from the schema,
@@ -15,6 +16,7 @@ columns the file predates as nulls, every column cast to the schema's type.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,12 +29,29 @@ from sparkshard.format.arrow_encode import encode_column
 from sparkshard.format.encodings import NDArray, get_encoding
 from sparkshard.format.schema import ColumnSpec
 
-__all__ = ["logical_table", "partition_array", "stored_columns"]
+__all__ = ["ByteValues", "Stored", "logical_table", "partition_array", "stored_columns"]
 
-# Stored column name -> np.ndarray: numbers (rows, ...) for fixed-size values; for variable-size
-# ones an object array of per-row values, or a (rows, length) matrix when a list column's rows
-# all have one length. A batch gathers any of them by one fancy index.
-Stored = dict[str, np.ndarray]
+
+@dataclass(frozen=True)
+class ByteValues:
+    """A row group's bytes column: value ``i`` is ``data[bounds[i, 0]:bounds[i, 1]]``. No
+    object per row is made when the row group is decoded; a batch cuts its own views."""
+
+    data: memoryview  # read-only
+    bounds: np.ndarray  # (rows, 2) int64: start and end of each value
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def __getitem__(self, j: int) -> memoryview:
+        start, end = self.bounds[j].tolist()
+        return self.data[start:end]
+
+
+# Stored column name -> numbers (rows, ...) for fixed-size values; for variable-size ones a
+# ByteValues (bytes), a (rows, length) matrix when a list column's rows all have one length,
+# or an object array of per-row values. A batch gathers each by one fancy index per group.
+Stored = dict[str, np.ndarray | ByteValues]
 
 
 def stored_columns(specs: list[ColumnSpec], table: pa.Table) -> Stored:
@@ -43,7 +62,9 @@ def stored_columns(specs: list[ColumnSpec], table: pa.Table) -> Stored:
         array = table.column(spec.name).combine_chunks()
         payloads, mask = encode_column(spec, array)
         decoded = _decoded(spec, payloads, array)
-        out[spec.name] = decoded if isinstance(decoded, np.ndarray) else _objects(decoded)
+        out[spec.name] = (
+            decoded if isinstance(decoded, (np.ndarray, ByteValues)) else _objects(decoded)
+        )
         if spec.nullable and mask is not None and mask.any():
             out[spec.null_column] = mask  # absent where the row group has no nulls
     return out
@@ -65,8 +86,8 @@ def _decoded(spec: ColumnSpec, payloads: pa.Array, array: pa.Array) -> Any:
         return [v if v is not None else "" for v in array.to_pylist()]
     if encoding.name == "bytes":
         data, offsets = _payload_bytes(payloads), _offsets(payloads)
-        view = memoryview(data.data).toreadonly()
-        return [view[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+        bounds = np.stack([offsets[:-1], offsets[1:]], axis=1).astype(np.int64, copy=False)
+        return ByteValues(memoryview(data.data).toreadonly(), bounds)
     vectors = _vectors(encoding, array)
     if vectors is not None:
         return vectors

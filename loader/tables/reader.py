@@ -19,8 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from loader.cache.readahead import first_uses
-from loader.read.reader import _restore_batch
-from loader.tables.columns import Stored, logical_table, stored_columns
+from loader.read.restore import restore_column
+from loader.read.spans import cut
+from loader.tables.columns import ByteValues, Stored, logical_table, stored_columns
 from loader.tables.layout import Layout
 from loader.tables.snapshot import TableSnapshot
 from sparkshard.errors import SchemaError
@@ -154,10 +155,10 @@ class TableReader:
         locals_ = [ids[where] - self._starts[shard] for where, shard in zip(wheres, groups)]
         for name in self._listed:
             _same_form(name, stored)
-        columns: dict[str, Any] = _gather(self._stored_names, stored, wheres, locals_, len(ids))
+        columns = _gather(self._stored_names, stored, wheres, locals_, len(ids))
         for name in self._listed:
             columns[name] = _per_row(columns[name])
-        return {spec.name: _restore_batch(spec, columns) for spec in self._specs}
+        return {spec.name: restore_column(spec, columns) for spec in self._specs}
 
     # --- row groups ---------------------------------------------------------------------
     def group(self, shard: int) -> Stored:
@@ -213,41 +214,61 @@ def _gather(
     wheres: list[np.ndarray],
     locals_: list[np.ndarray],
     n: int,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """Each stored column of a batch of ``n``: rows ``locals_[k]`` of row group ``stored[k]``
     land at positions ``wheres[k]`` (one scatter per row group and column). A null mask a
-    row group lacks (it has no nulls there) reads as zeros."""
-    columns = {}
+    row group lacks (it has no nulls there) reads as zeros; a bytes column comes out as
+    its values' views."""
+    columns: dict[str, Any] = {}
     for name in names:
         like = next((group[name] for group in stored if name in group), None)
         if like is None:
             columns[name] = np.zeros(n, np.uint8)
+            continue
+        if isinstance(like, ByteValues):
+            columns[name] = _cut_bytes([group[name] for group in stored], wheres, locals_, n)
             continue
         holders = [name in group for group in stored]
         # Every position is one row group's; a mask's positions in groups without it are 0.
         out = (np.empty if all(holders) else np.zeros)((n, *like.shape[1:]), like.dtype)
         for group, where, local, holds in zip(stored, wheres, locals_, holders):
             if holds:
-                out[where] = group[name][local]
+                values = group[name]
+                assert isinstance(values, np.ndarray)  # one column holds one kind of value
+                out[where] = values[local]
         columns[name] = out
     return columns
+
+
+def _cut_bytes(
+    parts: list[Any], wheres: list[np.ndarray], locals_: list[np.ndarray], n: int
+) -> list[Any]:
+    """A batch's bytes values: views of the row groups' data, cut once per value."""
+    group = np.empty(n, np.int32)
+    bounds = np.empty((n, 2), np.int64)
+    for k, (part, where, local) in enumerate(zip(parts, wheres, locals_)):
+        group[where] = k
+        bounds[where] = part.bounds[local]
+    return cut([part.data for part in parts], group, bounds[:, 0], bounds[:, 1])
 
 
 def _same_form(name: str, stored: list[Stored]) -> None:
     """Make the row groups of one batch hold variable-size column ``name`` alike: where some
     hold it as a matrix (rows of one length) and others differently, the matrices become
     object arrays of row views, once (the row group keeps the new form)."""
-    forms = {(group[name].dtype, group[name].shape[1:]) for group in stored}
-    if len(forms) > 1:
+    arrays = [v for v in (group[name] for group in stored) if isinstance(v, np.ndarray)]
+    if len({(values.dtype, values.shape[1:]) for values in arrays}) > 1:
         for group in stored:
             values = group[name]
-            if values.dtype != object:
+            if isinstance(values, np.ndarray) and values.dtype != object:
                 group[name] = np.fromiter(values, dtype=object, count=len(values))
 
 
-def _per_row(values: np.ndarray) -> list[Any]:
+def _per_row(values: Any) -> list[Any]:
     """A batch's variable-size column as a list of values, as the MDS reader returns it:
     an object array's values, or a matrix's rows as read-only views."""
+    if isinstance(values, list):  # bytes, cut already
+        return values
     if values.dtype == object:
         return values.tolist()
     values.flags.writeable = False  # as the MDS path's views of a shard
