@@ -11,9 +11,11 @@ vs convert-then-read, and start-up on a table of 10,000 files.
   files of either are in the page cache after a first pass). Goal: in place >= 50% of warm
   MDS. Each is timed twice: the first epoch of a fresh process, and the loader's next epoch
   (persistent workers), which has no one-time cost. On this machine the first Parquet read
-  of a process is one: pyarrow's allocator (mimalloc) commits its first arena eagerly, and
-  a 47 MB row group's first read took 40-1,400 ms against 20-30 ms for the next ones
-  (``MIMALLOC_ARENA_EAGER_COMMIT=0`` made it a steady 100 ms; nothing here sets it).
+  of a process is one: a 47 MB row group's first read took 30-1,400 ms against 20-30 ms
+  for the next ones. pyarrow's allocator (mimalloc) commits its first arena eagerly, and
+  the kernel backs it with transparent huge pages (``madvise`` mode, with direct
+  compaction); with THP off for the process (``prctl(PR_SET_THP_DISABLE)``) or
+  ``MIMALLOC_ARENA_EAGER_COMMIT=0`` it was a steady 100-120 ms. Nothing here sets either.
 - End to end to the end of the first epoch: ours ``delta_to_shards`` + first epoch, Mosaic
   ``dataframe_to_mds`` (Spark, in the Mosaic venv) + its first epoch, vs in place (start-up
   and first epoch). Goal: in place faster than any convert-then-read.
