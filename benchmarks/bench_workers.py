@@ -1,6 +1,7 @@
 """Worker scaling: one shuffled epoch through DataLoader workers, ours vs Mosaic vs LitData.
 
-    python -m benchmarks workers [-- --workers 0,1,2 --workloads w1,w2,w3,jpeg --scale 1]
+    python -m benchmarks workers [-- --workers 0,1,2 --workloads w1,w2,w3,jpeg --scale 1
+                                      --repeats 1]
 
 Workloads W1 (2M x ~100 B), W2 (60k x 784 B), W3 (4k x 256 KiB), all without per-sample
 work, and JPEG (3k 256x256 JPEGs, each decoded, cropped and normalised per sample:
@@ -10,7 +11,8 @@ peak RSS (the loop's process and, separately, the largest worker) and the peak o
 system's shared memory during the epoch. Peers are capped at ``--peer-seconds``. Our child
 then times a second epoch of the same loader (persistent workers): W2's and W3's epochs last
 a tenth of a second, so the first epoch of a fresh process is mostly fixed costs (forking
-the workers, checking each shard's hash once), which a later epoch no longer pays.
+the workers, checking each shard's hash once), which a later epoch no longer pays. With
+``--repeats N`` ours and the peers run in turn N times and each side's median run counts.
 
 Children (main venv): ``epoch PATH --workers W --workload NAME``.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
+import statistics
 import sys
 import threading
 import time
@@ -121,35 +124,49 @@ def _litdata_dir(name: str, table_rows: int) -> Path | None:
 
 
 def run_one(
-    name: str, workers: int, scale: float, peer_seconds: float, peers: bool
+    name: str, workers: int, scale: float, peer_seconds: float, peers: bool, repeats: int = 1
 ) -> tuple[list[Ratio], float]:
-    """The rows of one worker count, and our samples/s in a later epoch."""
+    """The rows of one worker count, and our samples/s in a later epoch. With ``repeats``,
+    ours and the peers run in turn that many times and the median run of each counts (this
+    machine drifts by a third between runs; in turn, a drift hits every side alike)."""
     path = prepare_workload(name, scale)
     rows: list[Ratio] = []
-    command = [main_python(), "-m", ME, "epoch", path, "--workers", str(workers)]
-    ours = run_child([*command, "--workload", name])
-    o_sps, o_mbs = _rates(ours.result)
     cap = ["--max-seconds", str(peer_seconds)]
     args = ["--workers", str(workers), "--workload", name, *cap]
-    theirs: dict[str, tuple[float, float]] = {}
+    children = {"ours": [main_python(), "-m", ME, "epoch", path, "--workers", str(workers),
+                         "--workload", name]}  # fmt: skip
     if peers and mosaic_python() is not None:
-        mosaic = run_child([mosaic_python(), MOSAIC, "epoch", path, *args])
-        theirs["mosaic"] = _rates(mosaic.result)
+        children["mosaic"] = [mosaic_python(), MOSAIC, "epoch", path, *args]
     litdata_dir = _litdata_dir(name, dataset_rows(path)) if peers else None
     if litdata_dir is not None:
-        lit = run_child([litdata_python(), LITDATA, "epoch", litdata_dir, *args])
-        theirs["litdata"] = _rates(lit.result)
+        children["litdata"] = [litdata_python(), LITDATA, "epoch", litdata_dir, *args]
+    runs: dict[str, list[Any]] = {side: [] for side in children}
+    for _ in range(repeats):
+        for side, argv in children.items():
+            runs[side].append(run_child(argv))
+    our_runs = runs.pop("ours")
+    ours = _median(our_runs)
+    o_sps, o_mbs = _rates(ours.result)
+    theirs = {peer: _rates(_median(got).result) for peer, got in runs.items()}
     label = f"{name} workers={workers}"
+    spread = f"median of {repeats} runs in turn" if repeats > 1 else ""
     for peer, (t_sps, _) in theirs.items():
-        rows.append(Ratio(f"{label} samples/s vs {peer}", o_sps, t_sps, "samples/s"))
+        rows.append(Ratio(f"{label} samples/s vs {peer}", o_sps, t_sps, "samples/s", note=spread))
     if not theirs:
-        rows.append(Ratio(f"{label} samples/s", o_sps, 0.0, "samples/s"))
+        rows.append(Ratio(f"{label} samples/s", o_sps, 0.0, "samples/s", note=spread))
     note = (
         f"ours: loop RSS {ours.peak_rss_mib:.0f} MiB, worker RSS "
         f"{ours.result['workers_rss_mib']:.0f} MiB, shm peak {ours.result['shm_mib']:.0f} MiB"
     )
     rows.append(Ratio(f"{label} MB/s", o_mbs, theirs.get("mosaic", (0, 0))[1], "MB/s", note=note))
-    return rows, ours.result["samples"] / ours.result["later_seconds"]
+    later = statistics.median(r.result["samples"] / r.result["later_seconds"] for r in our_runs)
+    return rows, later
+
+
+def _median(runs: list[Any]) -> Any:
+    """The run whose samples/s is the median (the lower middle one of an even count)."""
+    ranked = sorted(runs, key=lambda r: r.result["samples"] / r.result["seconds"])
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def dataset_rows(path: Path) -> int:
@@ -165,13 +182,16 @@ def run(args: list[str]) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the rows")
     parser.add_argument("--peer-seconds", type=float, default=30.0)
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="runs in turn; medians count")
     opts = parser.parse_args(args)
     counts = [int(w) for w in opts.workers.split(",")]
     for name in opts.workloads.split(","):
         rows: list[Ratio] = []
         speeds: dict[int, tuple[float, float]] = {}  # workers -> (first epoch, a later one)
         for workers in counts:
-            got, later = run_one(name, workers, opts.scale, opts.peer_seconds, not opts.skip_peers)
+            got, later = run_one(
+                name, workers, opts.scale, opts.peer_seconds, not opts.skip_peers, opts.repeats
+            )
             rows += got
             speeds[workers] = got[0].ours, later
         if 0 in speeds:
