@@ -146,6 +146,8 @@ class TableReader:
         ids = np.asarray(ids, np.int64).reshape(-1)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
             raise IndexError(f"sample ids must be in 0..{self.num_samples - 1}")
+        if not len(ids):  # an empty batch: columns as the MDS reader makes them
+            return {spec.name: restore_column(spec, {}) for spec in self._specs}
         shards = np.searchsorted(self._starts, ids, side="right") - 1
         by_shard = np.argsort(shards, kind="stable")  # positions, grouped by row group
         groups, firsts = np.unique(shards[by_shard], return_index=True)

@@ -73,6 +73,11 @@ def test_every_type_with_nulls_equals_deltalake_and_the_mds_path(
     assert batch_ours.keys() == batch_mds.keys()
     for name in batch_mds:
         assert_same_column(name, batch_ours[name], batch_mds[name])
+    none = np.zeros(0, np.int64)  # an empty batch, as padding="none" can ask for
+    empty_mds, empty_ours = mds.get_batch(none), ds._reader.get_batch(none)
+    assert empty_ours.keys() == empty_mds.keys()
+    for name in empty_mds:
+        assert_same_column(name, empty_ours[name], empty_mds[name])
 
 
 def assert_same_sample(ours: dict[str, Any], mds: dict[str, Any]) -> None:
