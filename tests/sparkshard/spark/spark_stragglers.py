@@ -140,7 +140,9 @@ def _die_in_write(nth: int, report: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         info = {"staging": self.name, "bytes": len(view) // 2, "of": len(view), "landed": landed}
-        report.write_text(json.dumps(info))
+        partial = report.with_name(f".{report.name}.{os.getpid()}")
+        partial.write_text(json.dumps(info))
+        os.replace(partial, report)  # whole or absent, whoever reads it and whenever
         os.kill(os.getpid(), signal.SIGKILL)
         raise AssertionError("unreachable: the process is gone")
 
