@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from loader.memfd import PassedFd, memfd
+from loader.read.rows import Rows
 from loader.read.spans import FileRef, FileSpans, cut, map_file
 
 __all__ = ["Packed", "SlabSet"]
@@ -241,6 +242,8 @@ class _Layout:
             items = [self.plan(v) for v in value]
             named = type(value) if hasattr(value, "_fields") else None
             return ("tuple", named, items)
+        if isinstance(value, Rows) and value.intact():  # one matrix's rows: the matrix
+            return ("rows", self.array(value.matrix))
         if isinstance(value, list):
             return self._sequence(value)
         return ("obj", value)
@@ -411,5 +414,5 @@ _BUILDERS: dict[str, Callable[[Any, _Base], Any]] = {
     "text": _build_text,
     "spans": _build_spans,
     "ragged": _build_ragged,
-    "rows": lambda node, base: list(_build(node[1], base)),
+    "rows": lambda node, base: Rows(_build(node[1], base)),
 }

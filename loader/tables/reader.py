@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from loader.cache.readahead import first_uses
 from loader.read.restore import restore_column
+from loader.read.rows import Rows
 from loader.read.spans import cut
 from loader.tables.columns import ByteValues, Stored, logical_table, stored_columns
 from loader.tables.layout import Layout
@@ -268,13 +269,14 @@ def _same_form(name: str, stored: list[Stored]) -> None:
 
 def _per_row(values: Any) -> list[Any]:
     """A batch's variable-size column as a list of values, as the MDS reader returns it:
-    an object array's values, or a matrix's rows as read-only views."""
+    an object array's values, or a matrix's rows as read-only views (:class:`Rows`, which
+    a worker hands over as the one matrix)."""
     if isinstance(values, list):  # bytes, cut already
         return values
     if values.dtype == object:
         return values.tolist()
     values.flags.writeable = False  # as the MDS path's views of a shard
-    return list(values)
+    return Rows(values)
 
 
 def _partition_values(snapshot: TableSnapshot, values: Any) -> dict[str, str | None]:

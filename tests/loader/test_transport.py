@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from loader import FieldSpec, StreamingDataLoader, StreamingDataset
+from loader.read.rows import Rows
 from loader.transport import SlabSet
 from sparkshard import ShardWriter
 
@@ -298,4 +299,22 @@ def test_ragged_arrays_arrive_exactly() -> None:
     assert arrived["joined"][0][0] == 7 and arrived["joined"][2][0] == joined[2][0]
     arrived["rows"][0][-1] = 7
     assert arrived["rows"][0][-1] == 7 and arrived["rows"][1][0] == rows[1][0]
+    slabs.close()
+
+
+def test_a_matrix_of_rows_crosses_as_one_array_unless_a_transform_changed_it() -> None:
+    matrix = np.arange(5 * 4, dtype=np.float32).reshape(5, 4)
+    slabs = SlabSet(1, per_worker=2)
+    packed = slabs.pack({"x": Rows(matrix)}, 0)
+    assert packed.tree[1][0][1][0] == "rows"  # one array, not five values checked one by one
+    arrived = slabs.unpack(packed)["x"]
+    assert isinstance(arrived, Rows) and arrived.intact()  # the same type as 0 workers
+    assert np.array_equal(arrived.matrix, matrix) and [r.tolist() for r in arrived] == [
+        r.tolist() for r in matrix
+    ]
+    changed = Rows(matrix)
+    changed[2] = np.full(4, -1, np.float32)  # a transform replaced one row
+    changed.append(np.zeros(4, np.float32))  # and added one
+    arrived = slabs.unpack(slabs.pack({"x": changed}, 0))["x"]
+    assert [r.tolist() for r in arrived] == [r.tolist() for r in changed]
     slabs.close()
