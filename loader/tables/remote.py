@@ -79,12 +79,17 @@ class SparseFile(io.RawIOBase):
         if want <= 0:
             return 0
         out = memoryview(buffer).cast("B")[:want]
-        out[:] = bytes(want)
         lo, hi = self.pos, self.pos + want
-        for start, data in self.spans:
+        done = lo  # out is filled up to here: only the gaps are zeroed, each byte copied once
+        for start, data in sorted(self.spans, key=lambda span: span[0]):
             a, b = max(lo, start), min(hi, start + len(data))
             if a < b:
-                out[a - lo : b - lo] = data[a - start : b - start]
+                if a > done:
+                    out[done - lo : a - lo] = bytes(a - done)
+                out[a - lo : b - lo] = memoryview(data)[a - start : b - start]
+                done = max(done, b)
+        if done < hi:
+            out[done - lo :] = bytes(hi - done)
         self.pos = hi
         return want
 
