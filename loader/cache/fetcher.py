@@ -1,8 +1,8 @@
 """Fetching one shard from a remote store into the cache: retried, timed out, verified.
 
 A fetch GETs the stored (possibly compressed) file, checks its size and the cheapest hash the
-index records, decompresses it into a temp file in the cache (checked against the raw size)
-and renames it into place; checks and decompression are :mod:`sparkshard.dataset.shards`'s.
+index records for it, decompresses it into a temp file in the cache (checked against the raw
+size, and against the raw hash when the index records no stored one) and renames it into place; checks and decompression are :mod:`sparkshard.dataset.shards`'s.
 A corrupt, truncated or failed download is tried again ``retries`` times; then the error
 names the shard and its URL.
 """
@@ -133,12 +133,16 @@ class ShardFetcher:
         a damaged download never lands in the cache); what is wrong with it, if anything.
 
         A full local disk is not the remote's fault: it raises at once, naming the cache."""
+        # Stored bytes that passed their own hash decompress to one result, so hashing the
+        # raw bytes as well would check the same thing twice (the raw size is still checked);
+        # an index that records only raw hashes has them checked as the bytes are written.
+        raw_check = self.verify and not record.stored.hashes
         try:
             with open(path, "wb") as out:  # the stored bytes were checked already
                 if record.zip_data is None:
                     out.write(data)
-                else:  # the raw hash checked as it is written: no read-back pass
-                    decompress_into(record, data, out, "it", verify=self.verify)
+                else:  # no read-back pass: checked as it is written
+                    decompress_into(record, data, out, "it", verify=raw_check)
         except CorruptShardError as exc:
             return str(exc)
         except OSError as exc:

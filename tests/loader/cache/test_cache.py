@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from loader.cache.eviction import CacheEntry, eviction_victims
 from loader.cache.fetcher import ShardFetcher
 from loader.options import DownloadOptions
 from sparkshard.dataset.versions import read_index
+from sparkshard.errors import CorruptShardError
 from sparkshard.format.compression import parse_compression
 from sparkshard.format.index import ShardRecord
 from sparkshard.storage import Store, open_store
@@ -127,6 +130,31 @@ def test_fetch_places_the_decompressed_verified_shard(remote: str, tmp_path: Pat
     assert fetcher.cache.path(records[3]).read_bytes() == _raw(store, records[3])
     assert fetcher.bytes_downloaded == records[3].stored.bytes
     assert not list((fetcher.cache.root / "fetch").iterdir())  # no leftovers
+
+
+def test_a_shard_without_a_stored_hash_is_checked_by_its_raw_hash(
+    remote: str, tmp_path: Path
+) -> None:
+    """An index may record hashes of the raw shards only: a stored file that decompresses
+    to other bytes of the right size is then refused by the raw hash, never placed."""
+    store, records = _records(remote)
+    record = records[2]
+    compression = parse_compression(record.compression)
+    assert compression is not None and record.zip_data is not None and record.raw_data.hashes
+    raw = bytearray(_raw(store, record))
+    raw[len(raw) // 2] ^= 0xFF  # other bytes, the same raw size
+    forged = compression.compress(bytes(raw))
+    served = tmp_path / "remote"
+    shutil.copytree(remote.removeprefix("file://"), served)
+    (served / record.stored.basename).write_bytes(forged)
+    unhashed = replace(record, zip_data=replace(record.zip_data, bytes=len(forged), hashes={}))
+    fetcher = _fetcher(tmp_path / "local", "file://" + str(served), None)
+    with pytest.raises(CorruptShardError, match="fails its .* check"):
+        fetcher.fetch(unhashed)
+    assert not fetcher.cache.path(unhashed).exists()
+    bare = replace(unhashed, raw_data=replace(record.raw_data, hashes={}))
+    assert fetcher.fetch(bare)  # no hash to check it by: placed as it decompresses
+    assert fetcher.cache.path(bare).read_bytes() == bytes(raw)
 
 
 # --- several processes --------------------------------------------------------------------
