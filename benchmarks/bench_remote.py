@@ -6,6 +6,10 @@ Over the SAME shard files in the same bucket, in the same run:
 
 - raw GET: every stored shard file read whole with our store's client (obstore),
   ``--threads`` at a time, bytes discarded: the bound on this machine.
+- GET + write: the same GETs, each file decompressed (zstd, streamed) into a fresh file
+  in a temp directory, no hash, no loader: the work any loader that caches raw shards on
+  local disk must do, so the bound that includes this machine's cost of putting new pages
+  into the page cache (a cold epoch writes the raw size, about twice the stored bytes).
 - ours: one cold epoch (fresh cache directory) of ``StreamingDataset(remote="s3://...",
   local=...)`` through ``StreamingDataLoader`` (batch 256, num_workers 0), with hash
   verification on (the default).
@@ -79,6 +83,37 @@ def child_raw(url: str, endpoint: str, threads: int) -> dict[str, Any]:
         total = sum(pool.map(lambda key: len(store.read_view(key)), keys))
     seconds = time.perf_counter() - began
     return {"bytes": total, "seconds": seconds, "cpu_seconds": time.process_time() - cpu}
+
+
+def child_raw_write(url: str, endpoint: str, threads: int) -> dict[str, Any]:
+    import zstandard
+
+    from sparkshard.dataset.versions import read_index
+    from sparkshard.storage import open_store
+
+    store = open_store(url, {"endpoint_url": endpoint, **KEYS})
+    shards = read_index(store).shards
+    local = tempfile.mkdtemp(prefix="bench-write-", dir=output_dir("remote"))
+
+    def fetch(k: int) -> int:
+        data = store.read_view(shards[k].stored.basename)
+        with open(os.path.join(local, str(k)), "wb") as out:
+            if shards[k].zip_data is None:
+                out.write(data)
+            else:
+                writer = zstandard.ZstdDecompressor().stream_writer(out, closefd=False)
+                writer.write(data)
+                writer.flush()
+        return len(data)
+
+    try:
+        began, cpu = time.perf_counter(), time.process_time()
+        with ThreadPoolExecutor(threads) as pool:
+            total = sum(pool.map(fetch, range(len(shards))))
+        seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+    return {"bytes": total, "seconds": seconds, "cpu_seconds": cpu}
 
 
 def child_ours(url: str, endpoint: str, threads: int, order: dict[str, Any]) -> dict[str, Any]:
@@ -188,9 +223,10 @@ def run(args: list[str]) -> None:
         }
         best: dict[str, float] = {}
         for _ in range(opts.repeats):
-            rate, cpu = _measure("raw", url, endpoint, opts.threads, peer, stored, {})
-            best["raw"] = max(best.get("raw", 0.0), rate)
-            print(f"  raw GET: {rate:,.0f} MB/s{cpu}", flush=True)
+            for name, label in (("raw", "raw GET"), ("write", "GET + write")):
+                rate, cpu = _measure(name, url, endpoint, opts.threads, peer, stored, {})
+                best[name] = max(best.get(name, 0.0), rate)
+                print(f"  {label}: {rate:,.0f} MB/s{cpu}", flush=True)
             for label, order in orders.items():
                 for name in ("ours", "mosaic"):
                     if name == "mosaic" and peer is None:
@@ -223,6 +259,15 @@ def run(args: list[str]) -> None:
         ],
         theirs_name="raw GET",
     )
+    extra = "what the loader adds to the cache's own writes"
+    print_ratios(
+        "cold epoch vs GET + writing the raw shards to fresh files (the page-cache bound)",
+        [
+            Ratio(f"epoch {label}", best[f"ours {label}"], best["write"], "MB/s", note=extra)
+            for label in orders
+        ],
+        theirs_name="GET + write",
+    )
 
 
 def _measure(
@@ -246,7 +291,7 @@ def _measure(
         argv = [main_python(), "-m", ME, name, url, endpoint, "--threads", str(threads)]
         child = run_child([*argv, "--order", settings], env=env)
     result = child.result
-    if name != "raw" and result.get("bytes", stored) < stored:
+    if name not in ("raw", "write") and result.get("bytes", stored) < stored:
         raise RuntimeError(f"{name} read {result.get('bytes')} of {stored} bytes")
     cpu = result.get("cpu_seconds")
     spent = "" if cpu is None else f" (CPU {cpu:.2f} s in {float(result['seconds']):.2f} s)"
@@ -254,11 +299,13 @@ def _measure(
 
 
 def main(argv: list[str]) -> None:
-    if argv and argv[0] in ("raw", "ours"):
+    if argv and argv[0] in ("raw", "write", "ours"):
         threads = int(argv[argv.index("--threads") + 1])
         order = json.loads(argv[argv.index("--order") + 1])
         if argv[0] == "raw":
             emit_result(child_raw(argv[1], argv[2], threads))
+        elif argv[0] == "write":
+            emit_result(child_raw_write(argv[1], argv[2], threads))
         else:
             emit_result(child_ours(argv[1], argv[2], threads, order))
     else:
