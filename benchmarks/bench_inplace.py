@@ -2,7 +2,7 @@
 vs convert-then-read, and start-up on a table of 10,000 files.
 
     python -m benchmarks inplace [-- --workloads w1,w2 --workers 0,2 --scale 1 --no-spark
-                                     --peer-seconds 30]
+                                     --peer-seconds 30 --repeats 3 --files 0]
 
 - A shuffled epoch's samples/s with 0 and 2 workers on W1 and W2 as a Delta table written by
   delta-rs, as Parquet written by Spark (``df.write.parquet``, read with ``parquet=``), as
@@ -10,11 +10,13 @@ vs convert-then-read, and start-up on a table of 10,000 files.
   Spark's output, read with ``delta=``), and as our MDS shards of the same rows (warm: the
   files of either are in the page cache after a first pass). Goal: in place >= 50% of warm
   MDS. Each is timed twice: the first epoch of a fresh process, and the loader's next epoch
-  (persistent workers), which has no one-time cost. On this machine the first Parquet read
-  of a process is one: a 47 MB row group's first read took 30-1,400 ms against 20-30 ms
-  for the next ones. pyarrow's allocator (mimalloc) commits its first arena eagerly, and
-  the kernel backs it with transparent huge pages (``madvise`` mode, with direct
-  compaction); with THP off for the process (``prctl(PR_SET_THP_DISABLE)``) or
+  (persistent workers), which has no one-time cost. ``--repeats N`` runs ours and warm MDS
+  in turn N times; medians count. On this machine the first Parquet read of a process is
+  one: a 47 MB row group's first read took 30-1,400 ms against 20-30 ms for the next ones.
+  The cost is fresh memory, which this VM backs slowly and unevenly (400 MB written to new
+  page-cache pages took 1.1-1.6 s, and 0.1 s once those pages were recycled). It shows
+  with pyarrow's default pool (mimalloc, first reads 30-640 ms over 8 runs) and with
+  jemalloc (80-390 ms); with THP off for the process (``prctl(PR_SET_THP_DISABLE)``) or
   ``MIMALLOC_ARENA_EAGER_COMMIT=0`` it was a steady 100-120 ms. Nothing here sets either.
 - End to end to the end of the first epoch: ours ``delta_to_shards`` + first epoch, Mosaic
   ``dataframe_to_mds`` (Spark, in the Mosaic venv) + its first epoch, vs in place (start-up
@@ -42,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import time
 import uuid
@@ -202,7 +205,7 @@ def _later_sps(result: dict[str, Any]) -> float:
 
 
 def throughput(
-    name: str, scale: float, workers: list[int], spark: bool, peer_seconds: float
+    name: str, scale: float, workers: list[int], spark: bool, peer_seconds: float, repeats: int
 ) -> list[Ratio]:
     delta, mds = prepare_delta(name, scale), prepare_workload(name, scale)
     sources = [("delta-rs Delta", "delta", delta)]
@@ -211,19 +214,27 @@ def throughput(
         sources.append(("Spark Parquet", "parquet", spark_parquet))
         sources.append(("Spark-written Delta", "delta", prepare_spark_delta(spark_parquet)))
     rows, on_spark_parquet = [], {}
+    spread = f"; medians of {repeats} runs in turn" if repeats > 1 else ""
     for w in workers:
         _epoch("mds", mds, w)  # warm the page cache
-        warm = _epoch("mds", mds, w)
         for label, kind, path in sources:
             _epoch(kind, path, w)  # the table's files warm too
-            ours = _epoch(kind, path, w)
+            warm, ours = [], []
+            for _ in range(repeats):  # in turn: this machine drifts between runs
+                warm.append(_epoch("mds", mds, w))
+                ours.append(_epoch(kind, path, w))
+            first = statistics.median(_sps(r) for r in ours)
             if path == spark_parquet:
-                on_spark_parquet[w] = _sps(ours)
-            note = "goal >= 0.5x" + (f"; first batch {ours['first_batch']:.2f}s" if w == 0 else "")
+                on_spark_parquet[w] = first
+            batch = statistics.median(r["first_batch"] for r in ours)
+            note = "goal >= 0.5x" + (f"; first batch {batch:.2f}s" if w == 0 else "") + spread
             metric = f"{name} {label} in place vs warm MDS, {w} workers"
-            rows.append(Ratio(metric, _sps(ours), _sps(warm), "samples/s", note=note))
-            rows.append(Ratio(f"{metric}, later epoch", _later_sps(ours), _later_sps(warm),
-                              "samples/s", note="the loader's second epoch"))  # fmt: skip
+            rows.append(Ratio(metric, first, statistics.median(_sps(r) for r in warm),
+                              "samples/s", note=note))  # fmt: skip
+            rows.append(Ratio(f"{metric}, later epoch",
+                              statistics.median(_later_sps(r) for r in ours),
+                              statistics.median(_later_sps(r) for r in warm),
+                              "samples/s", note="the loader's second epoch" + spread))  # fmt: skip
     if spark_parquet is not None:
         rows += litdata_parquet(name, spark_parquet, on_spark_parquet, peer_seconds)
     return rows
@@ -317,11 +328,13 @@ def run(args: list[str]) -> None:
     parser.add_argument("--no-spark", action="store_true", help="skip the Spark-written Parquet")
     parser.add_argument("--no-end-to-end", action="store_true")
     parser.add_argument("--peer-seconds", type=float, default=30.0, help="cap on a peer's epoch")
+    parser.add_argument("--repeats", type=int, default=1, help="runs in turn; medians count")
     opts = parser.parse_args(args)
     workers = [int(w) for w in opts.workers.split(",")]
     rows: list[Ratio] = []
     for name in opts.workloads.split(","):
-        rows += throughput(name, opts.scale, workers, not opts.no_spark, opts.peer_seconds)
+        spark = not opts.no_spark
+        rows += throughput(name, opts.scale, workers, spark, opts.peer_seconds, opts.repeats)
         if not opts.no_end_to_end:
             rows += end_to_end(name, opts.scale)
     if opts.files:
