@@ -100,3 +100,27 @@ def test_remote_object_replaced_under_the_same_name(
     store.write(key, replaced[:-1] + bytes([replaced[-1] ^ 1]))
     with pytest.raises(CorruptShardError, match="replaced under the same name"):
         ds[int(ds._reader._starts[later])]  # a row group of that file not fetched yet
+
+
+def test_a_damaged_cached_row_group_is_fetched_again(
+    remote_table: tuple[str, Path], cloud: CloudPlace, tmp_path: Path, caplog: Any
+) -> None:
+    """A cached span cut short or overwritten (a crash, a bad disk) is refetched, and the
+    rows read after it are still exactly deltalake's."""
+    url, local = remote_table
+    cache = tmp_path / "cache"
+
+    def rows() -> dict[int, str]:
+        ds = StreamingDataset(delta=url, local=str(cache), storage_options=cloud.storage_options)
+        return {ds[i]["id"]: ds[i]["text"] for i in range(0, ds.num_samples, 97)}
+
+    theirs = {r["id"]: r["text"] for r in deltalake_rows(local)}
+    first = rows()
+    spans = sorted(p for p in cache.rglob("shards/*") if p.is_file())
+    assert spans and first == {i: theirs[i] for i in first}
+    for k, span in enumerate(spans):
+        data = span.read_bytes()
+        span.write_bytes(data[: len(data) // 2] if k % 2 else bytes(len(data)))
+    with caplog.at_level("WARNING"):
+        assert rows() == first
+    assert "refetching" in caplog.text

@@ -35,5 +35,8 @@ def test_reads_see_the_spans_and_zeros_between(
         into = bytearray(b"\xff" * n)  # what a reused buffer held before
         got = raw.readinto(into)
         assert bytes(into[:got]) == bytes(whole[at : at + n]) and raw.tell() == at + got
+        raw.seek(at)
+        assert bytes(raw.read(n)) == bytes(whole[at : at + n])  # a view where it can be
+        assert raw.tell() == min(at + n, max(size, at))
         buffered.seek(at)
         assert buffered.read(n) == bytes(whole[at : at + n])
