@@ -163,7 +163,8 @@ def to_torch(batch: Any) -> Any:
     """Numeric numpy arrays become contiguous tensors (zero-copy when possible), inside dicts
     and tuples; tensors become contiguous; everything else stays as it is.
 
-    A nullable column becomes a tensor when none of the batch's values is null; a batch with
+    A nullable column becomes a tensor when none of the batch's values is null (its plain
+    array when it is not numeric, as :func:`to_numpy` makes it: dates, say); a batch with
     nulls keeps it as a ``numpy.ma.MaskedArray`` so the nulls are not silently lost.
     """
     return map_values(_tensor, batch)
@@ -179,4 +180,4 @@ def _tensor(column: Any) -> Any:
         if not (value.flags.writeable and value.flags.c_contiguous):
             value = np.array(value, order="C")
         return torch.from_numpy(value)
-    return column
+    return value  # as to_numpy leaves it: the same whether a DataLoader worker read it

@@ -81,3 +81,11 @@ def test_conversions_keep_nulls_and_make_contiguous_tensors() -> None:
     assert isinstance(out["pair"], tuple) and out["pair"][1] == "z"
     plain = to_numpy(batch)
     assert type(plain["c"]) is np.ndarray and plain["m"] is masked
+    days = np.array(["2024-01-01", "2024-01-02"], "datetime64[D]")
+    dated = {"d": np.ma.MaskedArray(days, mask=[False, False]), "n": np.ma.MaskedArray(days)}
+    # No tensor for dates: without nulls both give the plain array, with nulls the masks.
+    for convert in (to_torch, to_numpy):
+        out = convert(dated)
+        assert type(out["d"]) is np.ndarray and out["d"].tolist() == days.tolist()
+    dated["n"].mask = [True, False]
+    assert to_torch(dated)["n"] is dated["n"] and to_numpy(dated)["n"] is dated["n"]

@@ -101,18 +101,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _kind(value: Any) -> Any:
+    """What a value is, beyond its data: its type, dtype and shape (a list's, per value)."""
+    if isinstance(value, list):
+        return ("list", tuple(_kind(v) for v in value))
+    return (type(value).__name__, str(getattr(value, "dtype", "")), getattr(value, "shape", ()))
+
+
 def _epoch(path: Path, workers: int, batch: int = 16, **kwargs: Any) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in b.items()} for b in _batches(path, workers, batch, **kwargs)]
+
+
+def _batches(path: Path, workers: int, batch: int = 16, **kwargs: Any) -> list[dict[str, Any]]:
     ds = StreamingDataset(local=str(path), batch_size=batch, shuffle=True, shuffle_seed=5)
-    loader = StreamingDataLoader(ds, batch_size=batch, num_workers=workers, **kwargs)
-    return [{k: _plain(v) for k, v in batch.items()} for batch in loader]
+    return list(StreamingDataLoader(ds, batch_size=batch, num_workers=workers, **kwargs))
 
 
 @pytest.mark.parametrize(("output", "batch"), [("torch", 16), ("numpy", 16), ("torch", 1)])
 def test_every_column_kind_crosses_unchanged(every_kind: Path, output: str, batch: int) -> None:
-    alone = _epoch(every_kind, 0, batch, output=output)
+    read = _batches(every_kind, 0, batch, output=output)
+    alone = [{k: _plain(v) for k, v in b.items()} for b in read]
+    kinds = [{k: _kind(v) for k, v in b.items()} for b in read]
     assert {i for b in alone for i in b["id"]} == set(range(N))  # (the tail may repeat)
     for workers in (1, 2):
-        assert _epoch(every_kind, workers, batch, output=output) == alone, f"{workers} workers"
+        got = _batches(every_kind, workers, batch, output=output)
+        assert [{k: _plain(v) for k, v in b.items()} for b in got] == alone, f"{workers} workers"
+        for b, kind in zip(got, kinds):
+            for k, v in b.items():
+                assert _kind(v) == kind[k], (workers, k)
 
 
 def _mapped_file(view: memoryview) -> str | None:
