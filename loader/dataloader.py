@@ -97,12 +97,14 @@ class _BatchView(IterableDataset[Any]):
         self.dataset = dataset
         self.prepare = prepare
 
-    def _reads(self, by_reference: bool) -> Iterator[Any]:
-        return self.dataset.iter_batches(by_reference)
+    def _reads(self, untouched: bool) -> Iterator[Any]:
+        # A read nothing transforms before its hand-off: bytes may stay in their shard files,
+        # and nullable columns without nulls come as plain arrays (to_numpy unwraps them next).
+        return self.dataset.iter_batches(by_reference=untouched, plain=untouched)
 
-    def _shipments(self, by_reference: bool = False, plain: bool = False) -> Iterator[_Shipment]:
+    def _shipments(self, untouched: bool = False, plain: bool = False) -> Iterator[_Shipment]:
         before = self.dataset.io_counters()
-        for read in self._reads(by_reference):
+        for read in self._reads(untouched):
             batch = to_numpy(self.prepare(read)) if plain else self.prepare(read)
             after = self.dataset.io_counters()
             yield _Shipment(batch, {k: v - before.get(k, 0) for k, v in after.items()})
@@ -122,7 +124,7 @@ class _BatchView(IterableDataset[Any]):
         # columns without nulls (to_torch, to_numpy): dropped here, they neither cross nor
         # are rebuilt as masked arrays in the loop's process.
         plain = self.prepare.collate is None
-        for shipment in self._shipments(by_reference=untouched, plain=plain):
+        for shipment in self._shipments(untouched=untouched, plain=plain):
             if first == 0 and not group:  # the first batch sizes the hand-offs
                 limit = max(1, min(_GROUP_MAX, _GROUP_BYTES // max(1, _nbytes(shipment.batch))))
             group.append(shipment)
@@ -145,7 +147,7 @@ class _SampleView(_BatchView):
     """The dataset seen step by step as lists of samples read through its ``__getitem__``
     (the per-sample path); :class:`_Prepare` collates each list into a batch, in the worker."""
 
-    def _reads(self, by_reference: bool) -> Iterator[Any]:
+    def _reads(self, untouched: bool) -> Iterator[Any]:
         for samples in self.dataset.iter_sample_batches():
             yield samples if samples else _NoRows(self.dataset[0])
 

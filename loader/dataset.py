@@ -371,12 +371,15 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
         batches = (self._batch_ids(order, part, topo, step) for step in steps)
         reader.prefetch(batches, topo.ranks_per_node * topo.num_workers)
 
-    def iter_batches(self, by_reference: bool = False) -> Iterator[dict[str, Any]]:
+    def iter_batches(
+        self, by_reference: bool = False, plain: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """This rank's (this worker's) batches of the next epoch, as dicts of arrays;
         ``by_reference``: bytes columns that lie in local shard files may come as
-        :class:`~loader.read.spans.FileSpans` (for a DataLoader worker's hand-off)."""
+        :class:`~loader.read.spans.FileSpans`, and ``plain``: nullable columns without nulls
+        in a batch as plain arrays (both for a DataLoader worker's hand-off)."""
         order, part, topo, steps = self._begin()  # eager: the epoch starts at iter_batches()
-        return self._batches(order, part, topo, steps, by_reference)
+        return self._batches(order, part, topo, steps, by_reference, plain)
 
     def _batches(
         self,
@@ -385,6 +388,7 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
         topo: Topology,
         steps: range,
         by_reference: bool = False,
+        plain: bool = False,
     ) -> Iterator[dict[str, Any]]:
         progress, reader = self._progress, self._reader
         self._read_ahead(reader, part, topo, steps)
@@ -392,7 +396,7 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
             for step in steps:
                 ids = self._batch_ids(order, part, topo, step)
                 if len(ids):
-                    batch = reader.get_batch(ids, by_reference)
+                    batch = reader.get_batch(ids, by_reference, plain)
                 else:  # padding="none": nothing left for this rank; its step stays (no rows)
                     batch = empty_like(reader.get_batch(order.ids(np.zeros(1, np.int64))))
                 if progress is not None:

@@ -69,7 +69,7 @@ class MixtureReader:
         return self.readers[s].get(index - int(self.offsets[s]))
 
     def get_batch(
-        self, ids: Sequence[int] | np.ndarray, by_reference: bool = False
+        self, ids: Sequence[int] | np.ndarray, by_reference: bool = False, plain: bool = False
     ) -> dict[str, Any]:
         ids = np.asarray(ids, np.int64).reshape(-1)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
@@ -77,11 +77,11 @@ class MixtureReader:
         stream = self.locate(ids)
         if not len(ids) or stream.min() == stream.max():
             s = int(stream[0]) if len(ids) else 0
-            return self.readers[s].get_batch(ids - self.offsets[s], by_reference)
+            return self.readers[s].get_batch(ids - self.offsets[s], by_reference, plain)
         parts = []
         for s in np.unique(stream).tolist():
             where = np.flatnonzero(stream == s)
-            part = self.readers[s].get_batch(ids[where] - self.offsets[s], by_reference)
+            part = self.readers[s].get_batch(ids[where] - self.offsets[s], by_reference, plain)
             parts.append((where, part))
         return _merge(parts, len(ids))
 

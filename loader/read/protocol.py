@@ -3,11 +3,12 @@
 Every reader the loader builds implements all of it (a local dataset, a remote one through
 the cache, a mixture of several), so the dataset glue never probes for optional methods:
 
-- ``get(i)`` / ``get_batch(ids, by_reference=False)``: samples by global id (restored
-  values / columns); ``by_reference`` lets a reader return a bytes column whose values lie
+- ``get(i)`` / ``get_batch(ids, by_reference=False, plain=False)``: samples by global id
+  (restored values / columns); ``by_reference`` lets a reader return a bytes column whose values lie
   in local files other processes may map as :class:`~loader.read.spans.FileSpans`
   (a DataLoader worker hands those over without copying; readers that hold values in
-  memory return them as usual);
+  memory return them as usual); ``plain=True`` returns a nullable column without nulls in
+  the batch as a plain array, as ``to_numpy`` would (a worker's hand-off drops such masks);
 - ``prefetch(batches, processes)``: the ids this process reads next, so a caching reader
   can fetch ahead (``fetches_ahead`` says whether it does anything with them);
 - ``io_counters()``: cumulative ``bytes_read`` and ``bytes_downloaded`` of this process;
@@ -41,7 +42,9 @@ class Reader(Protocol):
     def fetches_ahead(self) -> bool: ...
 
     def get(self, index: int) -> dict[str, Any]: ...
-    def get_batch(self, ids: np.ndarray, by_reference: bool = False) -> dict[str, Any]: ...
+    def get_batch(
+        self, ids: np.ndarray, by_reference: bool = False, plain: bool = False
+    ) -> dict[str, Any]: ...
     def prefetch(self, batches: Iterable[np.ndarray], processes: int) -> None: ...
     def io_counters(self) -> dict[str, int]: ...
     def abandon(self) -> None: ...

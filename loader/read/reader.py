@@ -146,12 +146,13 @@ class DatasetReader:
         return out
 
     def get_batch(
-        self, ids: Sequence[int] | np.ndarray, by_reference: bool = False
+        self, ids: Sequence[int] | np.ndarray, by_reference: bool = False, plain: bool = False
     ) -> dict[str, Any]:
         """The samples ``ids`` (any order, repeats allowed), column by column.
         ``by_reference``: a bytes column whose values lie in raw shard files of the dataset
         comes back as :class:`~loader.read.spans.FileSpans` (for a DataLoader worker to
-        hand over without copying)."""
+        hand over without copying); ``plain``: a nullable column without nulls in this
+        batch comes back as a plain array (see :func:`~loader.read.restore.restore_column`)."""
         ids = np.asarray(ids, np.int64).reshape(-1)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
             raise IndexError(f"sample ids must be in 0..{self.num_samples - 1}")
@@ -167,14 +168,14 @@ class DatasetReader:
             local, opened = ids - self._starts[shard], self.shard(shard)
             self.bytes_read += opened.span_bytes(local)
             part = opened.batch(local, self._stored, by_reference)
-            return {spec.name: restore_column(spec, part) for spec in self._specs}
+            return {spec.name: restore_column(spec, part, plain) for spec in self._specs}
         for shard in np.unique(shards).tolist():
             where = np.flatnonzero(shards == shard)
             local, opened = ids[where] - self._starts[shard], self.shard(shard)
             self.bytes_read += opened.span_bytes(local)
             part = opened.batch(local, self._stored, by_reference)
             _scatter(columns, part, where, len(ids))
-        return {spec.name: restore_column(spec, columns) for spec in self._specs}
+        return {spec.name: restore_column(spec, columns, plain) for spec in self._specs}
 
     def shard(self, i: int) -> MappedShard:
         """Shard ``i`` opened: its raw file mapped in place, or its stored file verified and

@@ -25,12 +25,14 @@ _NUMPY_UNITS = {
 }
 
 
-def restore_column(spec: ColumnSpec, columns: dict[str, Any]) -> Any:
+def restore_column(spec: ColumnSpec, columns: dict[str, Any], plain: bool = False) -> Any:
     """Column ``spec`` of a batch as a reader returns it, from the batch's stored columns
     (values, and the null mask ``<name>__null`` of a nullable column): numbers as arrays
     (numpy ``bool``, ``datetime64`` or ``timedelta64`` for logical types), a
-    ``numpy.ma.MaskedArray`` when nullable; variable-size values as a list (None for nulls),
-    or still :class:`~loader.read.spans.FileSpans` when they are bytes by reference.
+    ``numpy.ma.MaskedArray`` when nullable (``plain``: only when this batch has nulls there,
+    as :func:`loader.transforms.to_numpy` leaves it); variable-size values as a list (None
+    for nulls), or still :class:`~loader.read.spans.FileSpans` when they are bytes by
+    reference.
     """
     values = columns.get(spec.name)
     if values is None:  # an empty batch
@@ -43,7 +45,7 @@ def restore_column(spec: ColumnSpec, columns: dict[str, Any]) -> Any:
             unit = "D" if spec.logical == "date" else spec.unit
             kind = _NUMPY_UNITS[spec.logical].split("[")[0]
             values = values.astype(np.int64).view(f"{kind}[{unit}]")
-        if mask is None:
+        if mask is None or (plain and not mask.any()):
             return values
         if values.ndim > 1:  # one flag per sample masks all of its elements
             mask = np.broadcast_to(mask.reshape(-1, *([1] * (values.ndim - 1))), values.shape)

@@ -140,10 +140,11 @@ class TableReader:
         return out
 
     def get_batch(
-        self, ids: Sequence[int] | np.ndarray, by_reference: bool = False
+        self, ids: Sequence[int] | np.ndarray, by_reference: bool = False, plain: bool = False
     ) -> dict[str, Any]:
         """The rows ``ids`` (any order, repeats allowed), column by column. Decoded row
-        groups live in this process's memory, so values never come back by reference."""
+        groups live in this process's memory, so values never come back by reference;
+        ``plain`` as for :meth:`loader.read.reader.DatasetReader.get_batch`."""
         ids = np.asarray(ids, np.int64).reshape(-1)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_samples):
             raise IndexError(f"sample ids must be in 0..{self.num_samples - 1}")
@@ -161,7 +162,7 @@ class TableReader:
         columns = _gather(self._stored_names, stored, wheres, locals_, len(ids))
         for name in self._listed:
             columns[name] = _per_row(columns[name])
-        return {spec.name: restore_column(spec, columns) for spec in self._specs}
+        return {spec.name: restore_column(spec, columns, plain) for spec in self._specs}
 
     # --- row groups ---------------------------------------------------------------------
     def group(self, shard: int) -> Stored:
