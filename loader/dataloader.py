@@ -9,6 +9,8 @@ the loop's process. In DataLoader workers, consecutive batches of a worker trave
 (one in the first hand-off, then twice as many each time up to about 4 MiB or 16, sized on
 the worker's first batch), so the fixed cost of a hand-off is shared; the loop's process
 puts them back in step order, builds each batch as it is delivered and counts it then.
+Before it forks new workers, the loop's process reads each one's first batch once, so they
+inherit what that opened (a table's decoded row groups, mapped and checked shards).
 Batches no transform touches leave bytes columns in their raw shard files
 (:mod:`loader.read.spans`): the loop's process maps those files and cuts the same views a
 0-worker read returns, so those bytes never move. A dataset
@@ -405,7 +407,14 @@ class StreamingDataLoader(DataLoader[Any]):
                     self._slabs.close()  # its views stay valid until dropped
                 self._slabs = SlabSet(self.num_workers)
                 self.collate_fn = replace(self.collate_fn, slabs=self._slabs)
+        forks = self.num_workers > 0 and _start_method(self.multiprocessing_context) == "fork"
+        # New forked workers inherit what this process opened: the first batch of each is
+        # read here once (a table's row groups decoded once, not in every worker).
+        warmed = forks and not (persistent and self._iterator is not None)
+        warmed = warmed and ds._open_for_fork(self.num_workers)
         iterator = super().__iter__()
+        if warmed:
+            ds.close()  # the workers hold their own references now
         if self.num_workers > 0:
             ds._epoch, ds._start = plan[0] + 1, 0  # mirror what each worker's copy just did
         self._worker_plan = (plan[0] + 1, 0)

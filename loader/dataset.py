@@ -265,6 +265,23 @@ class StreamingDataset(ShardAttributes, IterableDataset[dict[str, Any]]):
             self._pid = os.getpid()
         return reader
 
+    def _open_for_fork(self, workers: int) -> bool:
+        """Before ``workers`` DataLoader workers are forked for the planned epoch: read each
+        one's first batch here, once, so what those reads open (decoded row groups of a
+        table, mapped and checked shards) is inherited by every worker instead of being
+        done again in each. False, doing nothing, where a forked worker reopens the reader
+        (a remote source). The epoch's plan is not touched; :meth:`close` afterwards drops
+        this process's part (the workers keep theirs)."""
+        if self._source.per_process or workers < 1:
+            return False
+        topo, reader = self.topology, self._reader
+        part, order = self.partition(self._start, topo), self.order(self._epoch)
+        for step in part.worker_steps(0, 1)[:workers]:  # the rank's steps 0..workers-1
+            ids = self._batch_ids(order, part, topo, step)
+            if len(ids):
+                reader.get_batch(ids)
+        return True
+
     def close(self) -> None:
         """Release this process's shards (leases, maps, read-ahead threads). The dataset
         stays usable: the next read opens what it needs again."""

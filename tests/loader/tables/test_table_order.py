@@ -121,6 +121,22 @@ def test_dataloader_workers_read_every_row_once(id_table: Path) -> None:
     assert ids == np.concatenate([np.asarray(b["id"]) for b in alone.iter_batches()]).tolist()
 
 
+def test_forked_workers_inherit_the_row_groups_of_their_first_batches(id_table: Path) -> None:
+    """Each worker's first batch is read once in the loop's process before the fork, so the
+    workers inherit those decoded row groups: here the two batches are the whole epoch, and
+    the workers decode nothing themselves. The loop's process keeps none of it after."""
+    half = N // 2
+    ds = StreamingDataset(delta=str(id_table), batch_size=half, shuffle=True)
+    loader = StreamingDataLoader(ds, batch_size=half, num_workers=2, multiprocessing_context="fork")
+    ids = [i for batch in loader for i in batch["id"].tolist()]
+    alone = StreamingDataset(delta=str(id_table), batch_size=half, shuffle=True)
+    assert ids == np.concatenate([np.asarray(b["id"]) for b in alone.iter_batches()]).tolist()
+    assert sorted(ids) == list(range(N))
+    assert loader.stats().bytes_read == 0  # no worker decoded a row group
+    assert alone.io_counters()["bytes_read"] > 0  # (which one process reading it does)
+    assert not ds._reader._groups  # the loop's process let its copy go after the fork
+
+
 def test_delta_and_mds_streams_mix(id_table: Path, tmp_path: Path) -> None:
     mds = write_dataset(tmp_path / "mds", 300)
     streams = [Stream(delta=str(id_table), proportion=0.5), Stream(local=str(mds), proportion=0.5)]
