@@ -411,14 +411,14 @@ class StreamingDataLoader(DataLoader[Any]):
         forks = self.num_workers > 0 and _start_method(self.multiprocessing_context) == "fork"
         # New forked workers inherit what this process opened: the first batch of each is
         # read here once (a table's row groups decoded once, not in every worker).
-        warmed = forks and not (persistent and self._iterator is not None)
         before = ds.io_counters()
-        if warmed and ds._open_for_fork(self.num_workers):
+        warmed = forks and not (persistent and self._iterator is not None)
+        warmed = warmed and ds._open_for_fork(self.num_workers)
+        if warmed:
             stats.add_io({k: v - before.get(k, 0) for k, v in ds.io_counters().items()})
-            iterator = super().__iter__()
+        iterator = super().__iter__()
+        if warmed:
             ds.close()  # the workers hold their own references now
-        else:
-            iterator = super().__iter__()
         if self.num_workers > 0:
             ds._epoch, ds._start = plan[0] + 1, 0  # mirror what each worker's copy just did
         self._worker_plan = (plan[0] + 1, 0)

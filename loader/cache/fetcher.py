@@ -2,7 +2,8 @@
 
 A fetch GETs the stored (possibly compressed) file, checks its size and the cheapest hash the
 index records for it, decompresses it into a temp file in the cache (checked against the raw
-size, and against the raw hash when the index records no stored one) and renames it into place; checks and decompression are :mod:`sparkshard.dataset.shards`'s.
+size, and against the raw hash when the index records no stored one) and renames it into
+place; checks and decompression are :mod:`sparkshard.dataset.shards`'s.
 A corrupt, truncated or failed download is tried again ``retries`` times; then the error
 names the shard and its URL.
 """

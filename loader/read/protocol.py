@@ -4,8 +4,8 @@ Every reader the loader builds implements all of it (a local dataset, a remote o
 the cache, a mixture of several), so the dataset glue never probes for optional methods:
 
 - ``get(i)`` / ``get_batch(ids, by_reference=False, plain=False)``: samples by global id
-  (restored values / columns); ``by_reference`` lets a reader return a bytes column whose values lie
-  in local files other processes may map as :class:`~loader.read.spans.FileSpans`
+  (restored values / columns); ``by_reference`` lets a reader return a bytes column whose
+  values lie in local files other processes may map as :class:`~loader.read.spans.FileSpans`
   (a DataLoader worker hands those over without copying; readers that hold values in
   memory return them as usual); ``plain=True`` returns a nullable column without nulls in
   the batch as a plain array, as ``to_numpy`` would (a worker's hand-off drops such masks);
