@@ -18,6 +18,13 @@ vs convert-then-read, and start-up on a table of 10,000 files.
   with pyarrow's default pool (mimalloc, first reads 30-640 ms over 8 runs) and with
   jemalloc (80-390 ms); with THP off for the process (``prctl(PR_SET_THP_DISABLE)``) or
   ``MIMALLOC_ARENA_EAGER_COMMIT=0`` it was a steady 100-120 ms. Nothing here sets either.
+  The stall is not only on a process's first read: the delta-rs W2 file (one 47 MB row
+  group) read twice with pyarrow alone in a fresh process took 31-47 ms per read in most
+  runs and 1.0-1.7 s for one of the two reads in others, faulting in 113-136 transparent
+  huge pages (``thp_fault_alloc``); with pyarrow's system pool (no huge pages) it was a
+  steady 140-240 ms. The first-epoch rows print each run's huge-page faults and seconds:
+  fast and slow runs fault in about as many (89 in 0.52 s and 89 in 1.29 s for W2), so it
+  is the time this VM takes to back a fresh huge page that varies, not the work done.
 - End to end to the end of the first epoch: ours ``delta_to_shards`` + first epoch, Mosaic
   ``dataframe_to_mds`` (Spark, in the Mosaic venv) + its first epoch, vs in place (start-up
   and first epoch). Goal: in place faster than any convert-then-read.
@@ -56,6 +63,7 @@ from benchmarks.common import (
     Ratio,
     drain,
     emit_result,
+    huge_page_faults,
     litdata_python,
     machine_note,
     main_python,
@@ -163,11 +171,15 @@ def child_epoch(kind: str, path: str, workers: int) -> dict[str, Any]:
         ds, batch_size=BATCH, num_workers=workers, persistent_workers=workers > 0
     )
     opened = time.perf_counter() - began
+    faults = huge_page_faults()
     result = drain(loader)
+    after = huge_page_faults()
+    huge = None if faults is None or after is None else after - faults
     first = None if result["first_batch"] is None else opened + result["first_batch"]
     total = time.perf_counter() - began
     later = drain(loader)  # the next epoch of the same loader: no one-time costs
-    return {**result, "first_batch": first, "total": total, "later_seconds": later["seconds"]}
+    return {**result, "first_batch": first, "total": total, "later_seconds": later["seconds"],
+            "huge_page_faults": huge}  # fmt: skip
 
 
 def child_convert(delta: str, out: str) -> dict[str, Any]:
@@ -194,6 +206,15 @@ def child_startup(delta: str) -> dict[str, Any]:
 def _epoch(kind: str, path: Path, workers: int) -> dict[str, Any]:
     argv = [main_python(), "-m", ME, "epoch", kind, str(path), "--workers", str(workers)]
     return run_child(argv, timeout=3600).result
+
+
+def _huge_pages(runs: list[dict[str, Any]]) -> str:
+    """The first epochs' huge-page faults (system-wide), run by run with their seconds: like
+    counts with unlike seconds are this VM's slow fresh huge pages (the module docstring)."""
+    if any(r.get("huge_page_faults") is None for r in runs):
+        return ""
+    each = ", ".join(f"{r['huge_page_faults']} in {r['seconds']:.2f}s" for r in runs)
+    return f"; huge-page faults per first epoch: {each}"
 
 
 def _sps(result: dict[str, Any]) -> float:
@@ -227,7 +248,8 @@ def throughput(
             if path == spark_parquet:
                 on_spark_parquet[w] = first
             batch = statistics.median(r["first_batch"] for r in ours)
-            note = "goal >= 0.5x" + (f"; first batch {batch:.2f}s" if w == 0 else "") + spread
+            note = "goal >= 0.5x" + (f"; first batch {batch:.2f}s" if w == 0 else "")
+            note += _huge_pages(ours) + spread
             metric = f"{name} {label} in place vs warm MDS, {w} workers"
             rows.append(Ratio(metric, first, statistics.median(_sps(r) for r in warm),
                               "samples/s", note=note))  # fmt: skip

@@ -351,6 +351,21 @@ def decode_image(value: Any) -> np.ndarray:
     return (crop - _MEAN) / _STD
 
 
+def huge_page_faults() -> int | None:
+    """Transparent huge pages the kernel has faulted in since boot (``thp_fault_alloc`` in
+    /proc/vmstat; system-wide, so meaningful with nothing else running), None where the
+    kernel does not count them. On this VM a fresh huge page sometimes takes far longer to
+    fault in than usual; a run's count says how many it met."""
+    try:
+        with open("/proc/vmstat", encoding="ascii") as vmstat:
+            for line in vmstat:
+                if line.startswith("thp_fault_alloc "):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def shared_memory_bytes() -> int:
     """Bytes of shared memory the system holds now (``Shmem`` in /proc/meminfo): /dev/shm,
     memfd and other tmpfs pages; sampled to report what a run's transport used."""
