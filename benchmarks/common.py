@@ -171,7 +171,10 @@ def run_child(
     ``peak_rss_mib``). Stderr passes through. Raises ``RuntimeError`` with the child's
     output on failure.
     """
-    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    # The repository first, then the caller's own path (gpu_check.sh puts the wheels the
+    # device machine lacks there): a child sees what its parent sees.
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    full_env = {**os.environ, "PYTHONPATH": path, **(env or {})}
     with tempfile.TemporaryFile("w+") as out_file:
         start = time.perf_counter()
         proc = subprocess.Popen(
