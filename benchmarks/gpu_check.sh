@@ -34,9 +34,15 @@ else
     curve=(--workers 0,1,2,4,8,16 --scale 0.5)
 fi
 "$PY" -c "import loader, sparkshard, zstandard, xxhash, pyarrow, hypothesis; print('imports ok')"
+# Each step runs whatever the one before did: device time is too scarce to lose the rest to
+# one failure. The exit status says whether all three passed.
+failed=0
 # Only the module with GPU tests: the others import Spark, deltalake and the cloud servers,
 # which that machine does not have.
 timeout 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/loader/test_device.py ||
-    echo "gpu tests failed: rc=$?"
-timeout 150 "$PY" -m benchmarks gpu -- "${gpu[@]}"
-timeout 240 "$PY" -m benchmarks workers -- "${curve[@]}" --workloads w2,w3,jpeg --skip-peers
+    { echo "gpu tests failed: rc=$?"; failed=1; }
+timeout 150 "$PY" -m benchmarks gpu -- "${gpu[@]}" ||
+    { echo "gpu benchmark failed: rc=$?"; failed=1; }
+timeout 240 "$PY" -m benchmarks workers -- "${curve[@]}" --workloads w2,w3,jpeg --skip-peers ||
+    { echo "workers curve failed: rc=$?"; failed=1; }
+exit "$failed"
