@@ -24,10 +24,11 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from spark_failures import _failed_tasks
 from standalone import standalone_cluster
@@ -127,26 +128,37 @@ def _die_in_write(nth: int, report: Path) -> None:
     lets ``nth - 1`` of them land whole, then writes half of the next one's bytes."""
     original = Path.write_bytes
     landed: list[str] = []
+    # The sink uploads from background threads: one staged write at a time here, so the
+    # count is exact and a single thread reaches the kill. (Two used to: the second one's
+    # report truncated the first's as it was renamed into place, leaving an empty file.)
+    one_at_a_time = threading.Lock()
 
     def write_bytes(self: Path, data: Any) -> int:
         if not self.name.endswith(".tmp"):
             return original(self, data)
-        if len(landed) < nth - 1:
-            landed.append(self.name[1:].rsplit(".", 2)[0])  # the key's name, not the temp's
-            return original(self, data)
-        view = memoryview(data)
-        with self.open("wb") as f:
-            f.write(view[: len(view) // 2])
-            f.flush()
-            os.fsync(f.fileno())
-        info = {"staging": self.name, "bytes": len(view) // 2, "of": len(view), "landed": landed}
-        partial = report.with_name(f".{report.name}.{os.getpid()}")
-        partial.write_text(json.dumps(info))
-        os.replace(partial, report)  # whole or absent, whoever reads it and whenever
-        os.kill(os.getpid(), signal.SIGKILL)
-        raise AssertionError("unreachable: the process is gone")
+        with one_at_a_time:
+            if len(landed) < nth - 1:
+                landed.append(self.name[1:].rsplit(".", 2)[0])  # the key's name, not the temp's
+                return original(self, data)
+            _write_half_and_die(self, data, landed, report)
 
     Path.write_bytes = write_bytes  # type: ignore[method-assign]
+
+
+def _write_half_and_die(path: Path, data: Any, landed: list[str], report: Path) -> NoReturn:
+    """Write half of ``data`` to ``path``, say so in ``report``, then SIGKILL this process
+    (the caller holds the lock: no other staged write starts meanwhile)."""
+    view = memoryview(data)
+    with path.open("wb") as f:
+        f.write(view[: len(view) // 2])
+        f.flush()
+        os.fsync(f.fileno())
+    info = {"staging": path.name, "bytes": len(view) // 2, "of": len(view), "landed": landed}
+    partial = report.with_name(f".{report.name}.{os.getpid()}")
+    partial.write_text(json.dumps(info))
+    os.replace(partial, report)  # whole or absent, whoever reads it and whenever
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: the process is gone")
 
 
 def _laggard(out: Path, side: Path) -> Callable[..., Iterator[dict[str, int]]]:
