@@ -400,20 +400,19 @@ class StreamingDataLoader(DataLoader[Any]):
         persistent = self.persistent_workers and self.num_workers > 0
         if persistent and self._iterator is not None and self._worker_plan != plan:
             self._iterator = None  # persistent workers hold a stale plan: start fresh ones
-        if isinstance(self.collate_fn, _WorkerStep) and self.num_workers > 0:
-            reused = persistent and self._iterator is not None  # the same workers: their slabs
-            if not reused or self._slabs is None:
-                if self._slabs is not None:
-                    self._slabs.close()  # its views stay valid until dropped
-                self._slabs = SlabSet(self.num_workers)
-                self.collate_fn = replace(self.collate_fn, slabs=self._slabs)
+        reused = persistent and self._iterator is not None  # the same workers run this epoch
+        fresh_slabs = not reused or self._slabs is None  # reused workers keep their slabs
+        if isinstance(self.collate_fn, _WorkerStep) and self.num_workers > 0 and fresh_slabs:
+            if self._slabs is not None:
+                self._slabs.close()  # its views stay valid until dropped
+            self._slabs = SlabSet(self.num_workers)
+            self.collate_fn = replace(self.collate_fn, slabs=self._slabs)
         stats = StatsRecorder()
         forks = self.num_workers > 0 and _start_method(self.multiprocessing_context) == "fork"
         # New forked workers inherit what this process opened: the first batch of each is
         # read here once (a table's row groups decoded once, not in every worker).
         before = ds.io_counters()
-        warmed = forks and not (persistent and self._iterator is not None)
-        warmed = warmed and ds._open_for_fork(self.num_workers)
+        warmed = forks and not reused and ds._open_for_fork(self.num_workers)
         if warmed:
             stats.add_io({k: v - before.get(k, 0) for k, v in ds.io_counters().items()})
         iterator = super().__iter__()
