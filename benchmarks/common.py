@@ -354,29 +354,32 @@ def decode_image(value: Any) -> np.ndarray:
     return (crop - _MEAN) / _STD
 
 
-def huge_page_faults() -> int | None:
-    """Transparent huge pages the kernel has faulted in since boot (``thp_fault_alloc`` in
-    /proc/vmstat; system-wide, so meaningful with nothing else running), None where the
-    kernel does not count them. On this VM a fresh huge page sometimes takes far longer to
-    fault in than usual; a run's count says how many it met."""
+def _proc_number(path: str, field: str) -> int | None:
+    """The number after ``field`` on its line of a /proc table (``/proc/vmstat``,
+    ``/proc/meminfo``), None where the file or the field is missing."""
     try:
-        with open("/proc/vmstat", encoding="ascii") as vmstat:
-            for line in vmstat:
-                if line.startswith("thp_fault_alloc "):
+        with open(path, encoding="ascii") as table:
+            for line in table:
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         return None
     return None
 
 
+def huge_page_faults() -> int | None:
+    """Transparent huge pages the kernel has faulted in since boot (``thp_fault_alloc`` in
+    /proc/vmstat; system-wide, so meaningful with nothing else running), None where the
+    kernel does not count them. On this VM a fresh huge page sometimes takes far longer to
+    fault in than usual; a run's count says how many it met."""
+    return _proc_number("/proc/vmstat", "thp_fault_alloc ")
+
+
 def shared_memory_bytes() -> int:
     """Bytes of shared memory the system holds now (``Shmem`` in /proc/meminfo): /dev/shm,
     memfd and other tmpfs pages; sampled to report what a run's transport used."""
-    with open("/proc/meminfo", encoding="ascii") as meminfo:
-        for line in meminfo:
-            if line.startswith("Shmem:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    kib = _proc_number("/proc/meminfo", "Shmem:")
+    return 0 if kib is None else kib * 1024
 
 
 _WORKLOADS = {"w1": workload_w1, "w2": workload_w2, "w3": workload_w3, "jpeg": workload_jpeg}
