@@ -14,6 +14,7 @@ path's pure code::
       files.py      local data files (size-checked, read in place)
       remote.py     remote data files: ranged GETs into the shard cache, ETag-pinned
       reader.py     TableReader (the Reader protocol)
+      wide.py       decoded row groups as table-wide columns: a batch is one gather each
       source.py     TableSource: pins the snapshot and layout once, opens readers
 
 Nothing here is imported by ``import loader``; pyarrow.parquet and deltalake load when a

@@ -5,7 +5,10 @@ sample ``i`` is the ``i``-th surviving row in file, row-group and row order, so 
 partition and resume math runs unchanged with ``shard_sizes`` = surviving rows per row
 group. A row group is read once, turned into stored columns (:mod:`loader.tables.columns`)
 and kept in memory (least recently used beyond ``memory_limit``); batches are gathered from
-those with the MDS reader's own restore code, so values equal the MDS path's.
+those with the MDS reader's own restore code, so values equal the MDS path's. While the
+table's stored columns fit ``memory_limit`` they are laid out table-wide
+(:mod:`loader.tables.wide`), so a batch costs one gather per column however many row groups
+it spans; otherwise it is gathered row group by row group.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from loader.read.spans import cut
 from loader.tables.columns import ByteValues, Stored, logical_table, stored_columns
 from loader.tables.layout import Layout
 from loader.tables.snapshot import TableSnapshot
+from loader.tables.wide import WideColumns
 from sparkshard.errors import SchemaError
 from sparkshard.format.encodings import get_encoding
 from sparkshard.format.schema import schema_from_arrow
@@ -88,12 +92,17 @@ class TableReader:
         self._groups: OrderedDict[int, tuple[Stored, int]] = OrderedDict()
         self._held = 0
         self._warned = False
+        self._wide = self._new_wide()
 
     def __len__(self) -> int:
         return self.num_samples
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_groups": OrderedDict(), "_held": 0}
+        return {**self.__dict__, "_groups": OrderedDict(), "_held": 0, "_wide": self._new_wide()}
+
+    def _new_wide(self) -> WideColumns:
+        masks = {spec.null_column for spec in self._specs if spec.nullable}
+        return WideColumns(self._starts, self.memory_limit, masks)
 
     @property
     def fetches_ahead(self) -> bool:
@@ -114,10 +123,10 @@ class TableReader:
         are not touched: the child opens its own)."""
         self._groups.clear()
         self._held = 0
+        self._wide = self._new_wide()
 
     def close(self) -> None:
-        self._groups.clear()
-        self._held = 0
+        self.abandon()
         self.files.close()
 
     # --- samples ------------------------------------------------------------------------
@@ -151,6 +160,29 @@ class TableReader:
         if not len(ids):  # an empty batch: columns as the MDS reader makes them
             return {spec.name: restore_column(spec, {}) for spec in self._specs}
         shards = np.searchsorted(self._starts, ids, side="right") - 1
+        columns = self._wide_batch(ids, shards)
+        if columns is None:
+            columns = self._batch_by_group(ids, shards)
+        for name in self._listed:
+            columns[name] = _per_row(columns[name])
+        return {spec.name: restore_column(spec, columns, plain) for spec in self._specs}
+
+    def _wide_batch(self, ids: np.ndarray, shards: np.ndarray) -> dict[str, Any] | None:
+        """The batch's stored columns by one gather each from the table-wide columns, or None
+        when they do not hold the table (or lost a row group this batch needs while the
+        others were read)."""
+        wide = self._wide
+        if not wide.usable:
+            return None
+        if not wide.resident[shards].all():
+            for shard in np.unique(shards[~wide.resident[shards]]).tolist():
+                self.group(shard)
+            if not (wide.usable and wide.resident[shards].all()):
+                return None
+        return wide.gather(self._stored_names, ids, shards)
+
+    def _batch_by_group(self, ids: np.ndarray, shards: np.ndarray) -> dict[str, Any]:
+        """The batch's stored columns gathered row group by row group."""
         by_shard = np.argsort(shards, kind="stable")  # positions, grouped by row group
         groups, firsts = np.unique(shards[by_shard], return_index=True)
         stored = [self.group(shard) for shard in groups.tolist()]
@@ -159,10 +191,7 @@ class TableReader:
         locals_ = [ids[where] - self._starts[shard] for where, shard in zip(wheres, groups)]
         for name in self._listed:
             _same_form(name, stored)
-        columns = _gather(self._stored_names, stored, wheres, locals_, len(ids))
-        for name in self._listed:
-            columns[name] = _per_row(columns[name])
-        return {spec.name: restore_column(spec, columns, plain) for spec in self._specs}
+        return _gather(self._stored_names, stored, wheres, locals_, len(ids))
 
     # --- row groups ---------------------------------------------------------------------
     def group(self, shard: int) -> Stored:
@@ -175,6 +204,7 @@ class TableReader:
         stored = stored_columns(self._specs, table)
         size = int(table.nbytes)
         self._make_room(size)
+        stored = self._wide.place(shard, stored) or stored
         self._groups[shard] = (stored, size)
         self._held += size
         return stored
@@ -199,7 +229,8 @@ class TableReader:
 
     def _make_room(self, size: int) -> None:
         while self._groups and self._held + size > self.memory_limit:
-            _, (_, old) = self._groups.popitem(last=False)
+            shard, (_, old) = self._groups.popitem(last=False)
+            self._wide.drop(shard)
             self._held -= old
             if not self._warned:
                 self._warned = True
