@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from loader.read.mapped import _from_matrix
 from sparkshard.errors import SchemaError
-from sparkshard.format.arrow_encode import encode_column
+from sparkshard.format.arrow_encode import encode_column, null_mask, numeric_values, plain_array
 from sparkshard.format.encodings import NDArray, get_encoding
 from sparkshard.format.schema import ColumnSpec
 
@@ -59,15 +59,50 @@ def stored_columns(specs: list[ColumnSpec], table: pa.Table) -> Stored:
     shard: values, and a null mask for each nullable column that has nulls here."""
     out: Stored = {}
     for spec in specs:
-        array = table.column(spec.name).combine_chunks()
-        payloads, mask = encode_column(spec, array)
-        decoded = _decoded(spec, payloads, array)
+        array = plain_array(table.column(spec.name))
+        decoded = _direct(spec, array)
+        if decoded is not None:
+            mask = null_mask(spec, array)
+        else:
+            payloads, mask = encode_column(spec, array)
+            decoded = _decoded(spec, payloads, array)
         out[spec.name] = (
             decoded if isinstance(decoded, (np.ndarray, ByteValues)) else _objects(decoded)
         )
         if spec.nullable and mask is not None and mask.any():
             out[spec.null_column] = mask  # absent where the row group has no nulls
     return out
+
+
+def _direct(spec: ColumnSpec, array: pa.Array) -> Any:
+    """The stored values of the kinds that need no payloads: numbers straight from Arrow's
+    buffers, binaries as views of Arrow's data buffer, lists of numbers as their flattened
+    values; None for the rest, which go through :func:`encode_column` (the writer's
+    encoding, with its checks)."""
+    encoding = get_encoding(spec.encoding)
+    values = numeric_values(spec, array)
+    if values is not None:
+        # (rows, bytes per value): the numbers' bytes, as a fixed-size column's payloads.
+        return _from_matrix(
+            encoding, values.view(np.uint8).reshape(len(array), values.dtype.itemsize)
+        )
+    if encoding.name == "bytes" and (
+        pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)
+    ):
+        return _binary_views(array)
+    return _vectors(encoding, array)
+
+
+def _binary_views(array: pa.Array) -> ByteValues:
+    """A binary array's values as bounds into its own data buffer (null rows' bounds are
+    whatever Arrow holds there: the null mask decides)."""
+    width = np.int64 if pa.types.is_large_binary(array.type) else np.int32
+    _, offsets, data = array.buffers()
+    n = len(array)
+    ends = np.frombuffer(offsets, width)[array.offset : array.offset + n + 1]
+    bounds = np.stack([ends[:-1], ends[1:]], axis=1).astype(np.int64)  # (rows, 2)
+    body = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return ByteValues(memoryview(body.data).toreadonly(), bounds)
 
 
 def _objects(values: list[Any]) -> np.ndarray:
@@ -172,7 +207,7 @@ def logical_table(
         if name not in raw.column_names:  # a column added after this file was written
             columns.append(pa.nulls(raw.num_rows, field.type))
             continue
-        column = raw.column(name).combine_chunks()
+        column = plain_array(raw.column(name))
         if nested:
             column = _renamed(column, nested, field.type)
         try:

@@ -27,7 +27,7 @@ from sparkshard.format.encodings import (
 from sparkshard.format.schema import ColumnSpec
 from sparkshard.format.values import placeholder_bytes
 
-__all__ = ["encode_column", "fixed_payloads"]
+__all__ = ["encode_column", "fixed_payloads", "null_mask", "numeric_values", "plain_array"]
 
 _BINARY = pa.large_binary()
 _EMPTY = pa.scalar(b"", _BINARY)  # the separator when joining payloads
@@ -37,28 +37,56 @@ def encode_column(
     spec: ColumnSpec, column: pa.Array | pa.ChunkedArray
 ) -> tuple[pa.Array, np.ndarray | None]:
     """(payloads, null mask as uint8 or None) for every row of ``column``."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    mask = None
-    if array.null_count:
-        if not spec.nullable:
-            raise EncodingError(
-                f"column '{spec.name}' is declared non-nullable but holds {array.null_count} "
-                "null(s): declare the field nullable or fill the nulls first"
-            )
-        mask = np.asarray(array.is_null())
-    if spec.nullable and mask is None:
-        mask = np.zeros(len(array), np.bool_)
+    array = plain_array(column)
+    mask = null_mask(spec, array)
     if len(array) == 0:
-        return pa.array([], _BINARY), None if mask is None else mask.astype(np.uint8)
+        return pa.array([], _BINARY), mask
     try:
         payloads = _encode(spec, array, mask)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError) as exc:
         raise EncodingError(
             f"column '{spec.name}' cannot be encoded as '{spec.encoding}': {exc}"
         ) from None
-    return payloads, None if mask is None else mask.astype(np.uint8)
+    return payloads, mask
+
+
+def plain_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``column`` as one array, dictionary-decoded; a column of one chunk is that chunk, not
+    a copy (``combine_chunks`` copies even then)."""
+    array = column
+    if isinstance(array, pa.ChunkedArray):
+        array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+    return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
+
+
+def null_mask(spec: ColumnSpec, array: pa.Array) -> np.ndarray | None:
+    """The null mask of ``array`` as uint8 (1 = null) for a nullable column, None for a
+    non-nullable one, whose nulls are refused."""
+    if array.null_count and not spec.nullable:
+        raise EncodingError(
+            f"column '{spec.name}' is declared non-nullable but holds {array.null_count} "
+            "null(s): declare the field nullable or fill the nulls first"
+        )
+    if not spec.nullable:
+        return None
+    if not array.null_count:
+        return np.zeros(len(array), np.uint8)
+    return np.asarray(array.is_null()).astype(np.uint8)
+
+
+def numeric_values(spec: ColumnSpec, array: pa.Array) -> np.ndarray | None:
+    """A scalar-encoded column's values as the little-endian numbers its payloads hold
+    (nulls as 0), None for any other encoding."""
+    encoding = spec.encoding
+    if encoding not in SCALAR_DTYPES and encoding != "int":
+        return None
+    dtype = np.dtype("int64" if encoding == "int" else encoding).newbyteorder("<")
+    try:
+        return _numeric(spec, array, dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError) as exc:
+        raise EncodingError(
+            f"column '{spec.name}' cannot be encoded as '{spec.encoding}': {exc}"
+        ) from None
 
 
 def fixed_payloads(matrix: np.ndarray) -> pa.Array:
@@ -73,10 +101,9 @@ def fixed_payloads(matrix: np.ndarray) -> pa.Array:
 def _encode(spec: ColumnSpec, array: pa.Array, mask: np.ndarray | None) -> pa.Array:
     encoding = spec.encoding
     t = array.type
-    if encoding in SCALAR_DTYPES or encoding == "int":
-        dtype = np.dtype("int64" if encoding == "int" else encoding).newbyteorder("<")
-        values = _numeric(spec, array, dtype)
-        return fixed_payloads(values.view(np.uint8).reshape(len(array), dtype.itemsize))
+    values = numeric_values(spec, array)
+    if values is not None:
+        return fixed_payloads(values.view(np.uint8).reshape(len(array), values.dtype.itemsize))
     if encoding.startswith("ndarray"):
         return _ndarray(spec, array, get_encoding(encoding), mask)  # type: ignore[arg-type]
     if encoding == "json" and not (pa.types.is_string(t) or pa.types.is_large_string(t)):
