@@ -29,23 +29,48 @@ from sparkshard.format.arrow_encode import encode_column, null_mask, numeric_val
 from sparkshard.format.encodings import NDArray, get_encoding
 from sparkshard.format.schema import ColumnSpec
 
-__all__ = ["ByteValues", "Stored", "logical_table", "partition_array", "stored_columns"]
+__all__ = [
+    "ByteValues",
+    "Stored",
+    "logical_table",
+    "merged",
+    "partition_array",
+    "stored_columns",
+    "stored_pieces",
+]
 
 
 @dataclass(frozen=True)
 class ByteValues:
-    """A row group's bytes column: value ``i`` is ``data[bounds[i, 0]:bounds[i, 1]]``. No
-    object per row is made when the row group is decoded; a batch cuts its own views."""
+    """A row group's bytes column: value ``i`` is ``buffers[part[i]][bounds[i, 0]:bounds[i, 1]]``
+    (a row group decoded piece by piece has one buffer per piece). No object per row is made
+    when the row group is decoded; a batch cuts its own views."""
 
-    data: memoryview  # read-only
-    bounds: np.ndarray  # (rows, 2) int64: start and end of each value
+    buffers: tuple[memoryview, ...]  # read-only
+    part: np.ndarray  # (rows,) int32: the buffer of each value
+    bounds: np.ndarray  # (rows, 2) int64: start and end of each value in its buffer
+
+    @classmethod
+    def of(cls, buffer: memoryview, bounds: np.ndarray) -> ByteValues:
+        """Values that all lie in one buffer."""
+        return cls((buffer,), np.zeros(len(bounds), np.int32), bounds)
+
+    @classmethod
+    def concat(cls, pieces: list[ByteValues]) -> ByteValues:
+        """The values of ``pieces`` one after the other (their buffers are not copied)."""
+        firsts = np.cumsum([0] + [len(p.buffers) for p in pieces[:-1]])
+        return cls(
+            tuple(buffer for p in pieces for buffer in p.buffers),
+            np.concatenate([p.part + first for p, first in zip(pieces, firsts)]).astype(np.int32),
+            np.concatenate([p.bounds for p in pieces]),
+        )
 
     def __len__(self) -> int:
         return len(self.bounds)
 
     def __getitem__(self, j: int) -> memoryview:
         start, end = self.bounds[j].tolist()
-        return self.data[start:end]
+        return self.buffers[int(self.part[j])][start:end]
 
 
 # Stored column name -> numbers (rows, ...) for fixed-size values; for variable-size ones a
@@ -55,8 +80,47 @@ Stored = dict[str, np.ndarray | ByteValues]
 
 
 def stored_columns(specs: list[ColumnSpec], table: pa.Table) -> Stored:
-    """The stored columns of ``table``'s rows, as the MDS reader holds them after decoding a
-    shard: values, and a null mask for each nullable column that has nulls here."""
+    """The stored columns of ``table``'s rows in one piece (see :func:`stored_pieces`)."""
+    return merged(stored_pieces(specs, table))
+
+
+def stored_pieces(specs: list[ColumnSpec], table: pa.Table) -> list[tuple[int, Stored]]:
+    """``(rows, stored columns)`` of each record batch of ``table``, in order: values as the
+    MDS reader holds them after decoding a shard, and a null mask for each nullable column
+    that has nulls in that batch. A row group read in batches stays in those pieces, so no
+    column is copied into one buffer (fresh memory is what a first read waits for)."""
+    pieces = [(batch.num_rows, _stored(specs, batch)) for batch in table.to_batches()]
+    return pieces or [(0, _stored(specs, table))]
+
+
+def merged(pieces: list[tuple[int, Stored]]) -> Stored:
+    """Pieces of stored columns as one (bytes keep their buffers; a mask a piece lacks
+    reads as zeros there)."""
+    if len(pieces) == 1:
+        return pieces[0][1]
+    names = list(dict.fromkeys(name for _, stored in pieces for name in stored))
+    out: Stored = {}
+    for name in names:
+        parts = [stored.get(name) for _, stored in pieces]
+        if isinstance(parts[0], ByteValues):
+            out[name] = ByteValues.concat(parts)  # type: ignore[arg-type]
+            continue
+        arrays = [part for part in parts if isinstance(part, np.ndarray)]
+        like = arrays[0]
+        if len(arrays) < len(parts):  # a mask some pieces lack: no nulls there
+            arrays = [
+                part if isinstance(part, np.ndarray) else np.zeros(rows, like.dtype)
+                for (rows, _), part in zip(pieces, parts)
+            ]
+        if len({(a.dtype, a.shape[1:]) for a in arrays}) > 1:  # matrices and per-row arrays
+            arrays = [_objects(list(a)) if a.dtype != object else a for a in arrays]
+        whole = np.concatenate(arrays)
+        whole.flags.writeable = like.flags.writeable
+        out[name] = whole
+    return out
+
+
+def _stored(specs: list[ColumnSpec], table: pa.Table | pa.RecordBatch) -> Stored:
     out: Stored = {}
     for spec in specs:
         array = plain_array(table.column(spec.name))
@@ -70,7 +134,7 @@ def stored_columns(specs: list[ColumnSpec], table: pa.Table) -> Stored:
             decoded if isinstance(decoded, (np.ndarray, ByteValues)) else _objects(decoded)
         )
         if spec.nullable and mask is not None and mask.any():
-            out[spec.null_column] = mask  # absent where the row group has no nulls
+            out[spec.null_column] = mask  # absent where the piece has no nulls
     return out
 
 
@@ -102,7 +166,7 @@ def _binary_views(array: pa.Array) -> ByteValues:
     ends = np.frombuffer(offsets, width)[array.offset : array.offset + n + 1]
     bounds = np.stack([ends[:-1], ends[1:]], axis=1).astype(np.int64)  # (rows, 2)
     body = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    return ByteValues(memoryview(body.data).toreadonly(), bounds)
+    return ByteValues.of(memoryview(body.data).toreadonly(), bounds)
 
 
 def _objects(values: list[Any]) -> np.ndarray:
@@ -122,7 +186,7 @@ def _decoded(spec: ColumnSpec, payloads: pa.Array, array: pa.Array) -> Any:
     if encoding.name == "bytes":
         data, offsets = _payload_bytes(payloads), _offsets(payloads)
         bounds = np.stack([offsets[:-1], offsets[1:]], axis=1).astype(np.int64, copy=False)
-        return ByteValues(memoryview(data.data).toreadonly(), bounds)
+        return ByteValues.of(memoryview(data.data).toreadonly(), bounds)
     vectors = _vectors(encoding, array)
     if vectors is not None:
         return vectors
@@ -207,9 +271,9 @@ def logical_table(
         if name not in raw.column_names:  # a column added after this file was written
             columns.append(pa.nulls(raw.num_rows, field.type))
             continue
-        column = plain_array(raw.column(name))
+        column: pa.Array | pa.ChunkedArray = raw.column(name)  # pieces stay pieces
         if nested:
-            column = _renamed(column, nested, field.type)
+            column = _renamed(plain_array(column), nested, field.type)
         try:
             columns.append(column.cast(field.type) if column.type != field.type else column)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

@@ -25,7 +25,7 @@ from loader.cache.readahead import first_uses
 from loader.read.restore import restore_column
 from loader.read.rows import Rows
 from loader.read.spans import cut
-from loader.tables.columns import ByteValues, Stored, logical_table, stored_columns
+from loader.tables.columns import ByteValues, Stored, logical_table, merged, stored_pieces
 from loader.tables.layout import Layout
 from loader.tables.snapshot import TableSnapshot
 from loader.tables.wide import WideColumns
@@ -179,7 +179,7 @@ class TableReader:
                 self.group(shard)
             if not (wide.usable and wide.resident[shards].all()):
                 return None
-        return wide.gather(self._stored_names, ids, shards)
+        return wide.gather(self._stored_names, ids)
 
     def _batch_by_group(self, ids: np.ndarray, shards: np.ndarray) -> dict[str, Any]:
         """The batch's stored columns gathered row group by row group."""
@@ -201,10 +201,10 @@ class TableReader:
             self._groups.move_to_end(shard)
             return held[0]
         table = self._logical(shard)
-        stored = stored_columns(self._specs, table)
+        pieces = stored_pieces(self._specs, table)
         size = int(table.nbytes)
         self._make_room(size)
-        stored = self._wide.place(shard, stored) or stored
+        stored = self._wide.place(shard, pieces) or merged(pieces)
         self._groups[shard] = (stored, size)
         self._held += size
         return stored
@@ -278,13 +278,16 @@ def _gather(
 def _cut_bytes(
     parts: list[Any], wheres: list[np.ndarray], locals_: list[np.ndarray], n: int
 ) -> list[Any]:
-    """A batch's bytes values: views of the row groups' data, cut once per value."""
-    group = np.empty(n, np.int32)
+    """A batch's bytes values: views of the row groups' buffers, cut once per value."""
+    buffer = np.empty(n, np.int32)  # index into all the groups' buffers, one after another
     bounds = np.empty((n, 2), np.int64)
-    for k, (part, where, local) in enumerate(zip(parts, wheres, locals_)):
-        group[where] = k
+    first = 0
+    for part, where, local in zip(parts, wheres, locals_):
+        buffer[where] = part.part[local] + first
         bounds[where] = part.bounds[local]
-    return cut([part.data for part in parts], group, bounds[:, 0], bounds[:, 1])
+        first += len(part.buffers)
+    buffers = [b for part in parts for b in part.buffers]
+    return cut(buffers, buffer, bounds[:, 0], bounds[:, 1])
 
 
 def _same_form(name: str, stored: list[Stored]) -> None:

@@ -30,7 +30,7 @@ from loader.cache.directory import ShardCache
 from loader.cache.readahead import Readahead
 from loader.read.source import ReadOptions
 from loader.tables.deletion import deleted_rows
-from loader.tables.files import missing_file_error
+from loader.tables.files import missing_file_error, read_row_group
 from loader.tables.layout import Layout
 from loader.tables.snapshot import TableSnapshot
 from sparkshard.errors import CorruptShardError, DownloadError
@@ -222,7 +222,7 @@ class CachedFiles:
         spans = [(0, b"PAR1"), (start, data)]  # the leading magic, the column chunks
         sparse = SparseFile(file.size, spans, self.key(i))
         handle = pq.ParquetFile(pa.PythonFile(sparse, mode="r"), metadata=metadata)
-        table = handle.read_row_group(group, columns=columns, use_threads=False)
+        table = read_row_group(handle, group, columns)
         self.bytes_read += end - start
         return table
 

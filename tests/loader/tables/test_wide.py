@@ -1,7 +1,8 @@
-"""Batches gathered from table-wide columns (:mod:`loader.tables.wide`) equal those gathered
-row group by row group, for every column kind, with row groups evicted and read again, and
-when the table's row groups hold a column in different forms (the reader then gives the
-table-wide form up)."""
+"""Batches gathered from table-wide columns (:mod:`loader.tables.wide`) and from row groups
+decoded in pieces equal those gathered row group by row group from whole row groups, for
+every column kind, with row groups evicted and read again, and when the table's row groups
+(or pieces of one) hold a column in different forms (the reader then gives the table-wide
+form up)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from test_values import assert_same_column, assert_same_sample
 
 from loader import StreamingDataset
 from loader.read.rows import Rows
+from loader.tables.files import LocalFiles
 from loader.tables.reader import TableReader
 
 ROWS, GROUP = 200, 16
+PIECE = 5  # rows per record batch the readers under test decode a row group in
 
 
 def mixed() -> pa.Table:
@@ -45,9 +48,9 @@ def mixed() -> pa.Table:
 
 def ragged() -> pa.Table:
     """A list column whose first row group's rows all have one length (a matrix there) and
-    whose later ones are ragged (per-row arrays)."""
+    whose later ones are ragged (per-row arrays), but for the second group's first piece."""
     ids = np.arange(ROWS)
-    values = [[i, i] if i < GROUP else list(range(i % 4)) for i in ids]
+    values = [[i, i] if i < GROUP + PIECE else list(range(i % 4)) for i in ids]
     return pa.table({"id": pa.array(ids, pa.int64()), "v": pa.array(values, pa.list_(pa.int64()))})
 
 
@@ -59,11 +62,12 @@ def table(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     return uri
 
 
-def reader(uri: Path, memory_limit: int) -> TableReader:
+def reader(uri: Path, memory_limit: int, decode_rows: int = PIECE) -> TableReader:
     opened = StreamingDataset(delta=str(uri))._reader
     assert isinstance(opened, TableReader)
+    files = LocalFiles(opened.snapshot, uri, decode_rows=decode_rows)
     return TableReader(
-        opened.snapshot, opened.layout, opened.files, opened._schema, memory_limit=memory_limit
+        opened.snapshot, opened.layout, files, opened._schema, memory_limit=memory_limit
     )
 
 
@@ -83,14 +87,16 @@ batches = st.lists(st.lists(st.integers(0, ROWS - 1), max_size=48), min_size=1, 
 def test_wide_batches_equal_batches_gathered_by_row_group(
     table: Path, batches: list[list[int]]
 ) -> None:
-    by_group = reader(table, memory_limit=0)  # nothing fits: group by group, always re-read
+    # The reference: whole row groups, gathered group by group (nothing fits: always re-read).
+    by_group = reader(table, memory_limit=0, decode_rows=GROUP)
+    pieces = reader(table, memory_limit=0)  # the same from pieces joined into row groups
     wide = reader(table, memory_limit=1 << 30)
     group_bytes = max(int(by_group._logical(k).nbytes) for k in range(len(by_group.shard_sizes)))
     evicting = reader(table, memory_limit=4 * group_bytes)  # table-wide, groups come and go
     everything = list(range(ROWS))  # more row groups than the evicting reader holds
     for ids in [*batches, everything, everything[::-1]]:
         expected = by_group.get_batch(ids)
-        for subject in (wide, evicting):
+        for subject in (pieces, wide, evicting):
             got = subject.get_batch(ids)
             assert got.keys() == expected.keys()
             for name in expected:
