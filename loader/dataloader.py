@@ -10,7 +10,9 @@ the loop's process. In DataLoader workers, consecutive batches of a worker trave
 the worker's first batch), so the fixed cost of a hand-off is shared; the loop's process
 puts them back in step order, builds each batch as it is delivered and counts it then.
 Before it forks new workers, the loop's process reads each one's first batch once, so they
-inherit what that opened (a table's decoded row groups, mapped and checked shards).
+inherit what that opened (a table's decoded row groups, mapped and checked shards), and it
+forks them with its objects frozen (:mod:`loader.fork`), so their garbage collections do
+not copy the pages it shares with them.
 Batches no transform touches leave bytes columns in their raw shard files
 (:mod:`loader.read.spans`): the loop's process maps those files and cuts the same views a
 0-worker read returns, so those bytes never move. A dataset
@@ -29,6 +31,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
@@ -37,6 +40,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from loader.dataset import StreamingDataset
 from loader.device import DevicePlan, DevicePrefetcher, move_to, pin
+from loader.fork import heap_frozen
 from loader.order.partition import EpochPartition
 from loader.samples import collate_samples, empty_like
 from loader.stats import LoaderStats, StatsRecorder
@@ -415,7 +419,8 @@ class StreamingDataLoader(DataLoader[Any]):
         warmed = forks and not reused and ds._open_for_fork(self.num_workers)
         if warmed:
             stats.add_io({k: v - before.get(k, 0) for k, v in ds.io_counters().items()})
-        iterator = super().__iter__()
+        with heap_frozen() if forks and not reused else nullcontext():
+            iterator = super().__iter__()  # forks new workers, which start at once
         if warmed:
             ds.close()  # the workers hold their own references now
         if self.num_workers > 0:

@@ -3,6 +3,7 @@ device prefetch (on the CPU here), numpy output, transforms in the workers, stat
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,36 @@ def test_transforms_run_in_the_workers(small_dataset: Path) -> None:
         pids.update(columns["pid"].tolist())
     assert len(pids) == 2 and os.getpid() not in pids  # both workers, never the loop
     assert loader.state_dict()["epoch"] == 1
+
+
+def add_freeze_count(batch: dict[str, Any]) -> dict[str, Any]:
+    batch["frozen"] = np.full(len(batch["id"]), gc.get_freeze_count())
+    return batch
+
+
+def test_forked_workers_leave_the_parents_objects_out_of_their_collections(
+    small_dataset: Path,
+) -> None:
+    """Forked workers find the parent's objects frozen, so their garbage collections do not
+    write to (and copy) the pages that hold them (loader/fork.py); the parent's collector
+    is as it was, and a process that freezes objects itself keeps exactly its freeze."""
+    assert gc.get_freeze_count() == 0
+    loader = StreamingDataLoader(
+        _dataset(small_dataset), batch_size=100, num_workers=2, batch_transform=add_freeze_count
+    )
+    batches = list(loader)
+    assert len(batches) == 10 and all(int(b["frozen"].min()) > 0 for b in batches)
+    assert gc.get_freeze_count() == 0
+    marker: list[Any] = []  # tracked by gc; frozen objects are not among gc.get_objects()
+    gc.freeze()
+    try:
+        assert not any(o is marker for o in gc.get_objects())
+        again = StreamingDataLoader(_dataset(small_dataset), batch_size=100, num_workers=2)
+        assert len(list(again)) == 10
+        assert gc.get_freeze_count() > 0 and not any(o is marker for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+    assert any(o is marker for o in gc.get_objects())
 
 
 def test_transforms_on_the_numpy_path_and_per_sample(small_dataset: Path) -> None:
