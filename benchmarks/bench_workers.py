@@ -1,7 +1,7 @@
 """Worker scaling: one shuffled epoch through DataLoader workers, ours vs Mosaic vs LitData.
 
     python -m benchmarks workers [-- --workers 0,1,2 --workloads w1,w2,w3,jpeg --scale 1
-                                      --repeats 1]
+                                      --repeats 1 --skip-peers --mosaic-python PY]
 
 Workloads W1 (2M x ~100 B), W2 (60k x 784 B), W3 (4k x 256 KiB), all without per-sample
 work, and JPEG (3k 256x256 JPEGs, each decoded, cropped and normalised per sample:
@@ -124,19 +124,27 @@ def _litdata_dir(name: str, table_rows: int) -> Path | None:
 
 
 def run_one(
-    name: str, workers: int, scale: float, peer_seconds: float, peers: bool, repeats: int = 1
+    name: str,
+    workers: int,
+    scale: float,
+    peer_seconds: float,
+    peers: bool,
+    repeats: int = 1,
+    mosaic: Path | None = None,
 ) -> tuple[list[Ratio], float]:
     """The rows of one worker count, and our samples/s in a later epoch. With ``repeats``,
     ours and the peers run in turn that many times and the median run of each counts (this
-    machine drifts by a third between runs; in turn, a drift hits every side alike)."""
+    machine drifts by a third between runs; in turn, a drift hits every side alike).
+    ``mosaic`` is the Mosaic peer's interpreter (default: its venv's, where built)."""
     path = prepare_workload(name, scale)
+    mosaic = mosaic or mosaic_python()
     rows: list[Ratio] = []
     cap = ["--max-seconds", str(peer_seconds)]
     args = ["--workers", str(workers), "--workload", name, *cap]
     children = {"ours": [main_python(), "-m", ME, "epoch", path, "--workers", str(workers),
                          "--workload", name]}  # fmt: skip
-    if peers and mosaic_python() is not None:
-        children["mosaic"] = [mosaic_python(), MOSAIC, "epoch", path, *args]
+    if peers and mosaic is not None:
+        children["mosaic"] = [mosaic, MOSAIC, "epoch", path, *args]
     litdata_dir = _litdata_dir(name, dataset_rows(path)) if peers else None
     if litdata_dir is not None:
         children["litdata"] = [litdata_python(), LITDATA, "epoch", litdata_dir, *args]
@@ -183,6 +191,11 @@ def run(args: list[str]) -> None:
     parser.add_argument("--peer-seconds", type=float, default=30.0)
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--repeats", type=int, default=1, help="runs in turn; medians count")
+    parser.add_argument(
+        "--mosaic-python",
+        type=Path,
+        help="the interpreter that runs Mosaic (default: .venv-mosaic's, where it was built)",
+    )
     opts = parser.parse_args(args)
     counts = [int(w) for w in opts.workers.split(",")]
     for name in opts.workloads.split(","):
@@ -190,7 +203,13 @@ def run(args: list[str]) -> None:
         speeds: dict[int, tuple[float, float]] = {}  # workers -> (first epoch, a later one)
         for workers in counts:
             got, later = run_one(
-                name, workers, opts.scale, opts.peer_seconds, not opts.skip_peers, opts.repeats
+                name,
+                workers,
+                opts.scale,
+                opts.peer_seconds,
+                not opts.skip_peers,
+                opts.repeats,
+                opts.mosaic_python,
             )
             rows += got
             speeds[workers] = got[0].ours, later

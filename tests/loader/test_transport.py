@@ -334,3 +334,21 @@ def test_a_matrix_of_rows_crosses_as_one_array_unless_a_transform_changed_it() -
     arrived = slabs.unpack(slabs.pack({"x": changed}, 0))["x"]
     assert [r.tolist() for r in arrived] == [r.tolist() for r in changed]
     slabs.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_every_column_kind_reaches_the_gpu_unchanged(every_kind: Path) -> None:
+    # Slab views pinned and copied on a side stream: the values on the device equal what a
+    # single process reads on the host, and the kinds that are no tensors stay as they are.
+    alone = _batches(every_kind, 0)
+    got = _batches(every_kind, 2, device="cuda", prefetch_to_device=2)
+    assert len(got) == len(alone)
+    for host, device in zip(alone, got):
+        assert host.keys() == device.keys()
+        for k, v in host.items():
+            if isinstance(v, torch.Tensor):
+                assert device[k].device.type == "cuda" and device[k].dtype == v.dtype, k
+            else:
+                assert _kind(device[k]) == _kind(v), k
+            assert _plain(device[k]) == _plain(v), k
