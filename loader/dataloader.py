@@ -103,14 +103,14 @@ class _BatchView(IterableDataset[Any]):
         self.dataset = dataset
         self.prepare = prepare
 
-    def _reads(self, untouched: bool) -> Iterator[Any]:
-        # A read nothing transforms before its hand-off: bytes may stay in their shard files,
-        # and nullable columns without nulls come as plain arrays (to_numpy unwraps them next).
-        return self.dataset.iter_batches(by_reference=untouched, plain=untouched)
-
     def _shipments(self, untouched: bool = False, plain: bool = False) -> Iterator[_Shipment]:
+        """The batches prepared, with their I/O. ``untouched``: nothing transforms them before
+        the hand-off, so bytes may stay in their shard files; ``plain``: the masks of columns
+        without nulls are dropped (to_torch and to_numpy drop them anyway), and where no
+        transform looks at them they are never made (a nullable image column's mask has one
+        flag per element: making it and checking it cost more than copying the images)."""
         before = self.dataset.io_counters()
-        for read in self._reads(untouched):
+        for read in self._reads(untouched, plain and not self.prepare.transforms):
             batch = to_numpy(self.prepare(read)) if plain else self.prepare(read)
             after = self.dataset.io_counters()
             yield _Shipment(batch, {k: v - before.get(k, 0) for k, v in after.items()})
@@ -119,7 +119,7 @@ class _BatchView(IterableDataset[Any]):
     def __iter__(self) -> Iterator[Any]:
         info = torch.utils.data.get_worker_info()
         if info is None:
-            yield from self._shipments()
+            yield from self._shipments(plain=self.prepare.collate is None)
             return
         group: list[_Shipment] = []
         first, size, limit = 0, 1, 1
@@ -148,12 +148,15 @@ class _BatchView(IterableDataset[Any]):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
+    def _reads(self, by_reference: bool, plain: bool) -> Iterator[Any]:
+        return self.dataset.iter_batches(by_reference=by_reference, plain=plain)
+
 
 class _SampleView(_BatchView):
     """The dataset seen step by step as lists of samples read through its ``__getitem__``
     (the per-sample path); :class:`_Prepare` collates each list into a batch, in the worker."""
 
-    def _reads(self, untouched: bool) -> Iterator[Any]:
+    def _reads(self, by_reference: bool, plain: bool) -> Iterator[Any]:
         for samples in self.dataset.iter_sample_batches():
             yield samples if samples else _NoRows(self.dataset[0])
 

@@ -140,13 +140,14 @@ class MappedShard:
         width = int(sum(s for s in self._sizes if s is not None))
         n = self.record.samples
         first = int(self._offsets[0])
-        # (samples, bytes per sample): every sample has the same layout.
-        rows = self._buf[first : first + n * width].reshape(n, width)[js]
+        # (samples, bytes per sample): every sample has the same layout. Each column is one
+        # gather of its own bytes (a gather of whole rows and then of the column copies twice).
+        rows = self._buf[first : first + n * width].reshape(n, width)
         out = {}
         column_offsets = np.cumsum([0, *[int(s or 0) for s in self._sizes]])
         for name in names:
             i = self._where[name]
-            block = np.ascontiguousarray(rows[:, column_offsets[i] : column_offsets[i + 1]])
+            block = rows[js, column_offsets[i] : column_offsets[i + 1]]
             out[name] = _from_matrix(self._encodings[i], block)
         return out
 
