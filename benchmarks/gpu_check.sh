@@ -14,6 +14,8 @@
 # and a timeout_s of about 560. The wheels go into a scratch folder there, and the project
 # is read from the checkout (PYTHONPATH): nothing is built on that machine.
 #
+# GPU_CHECK_STEPS picks steps by name (default: "tests gpu curve peers"), for a rerun that
+# must fit what is left of the device budget.
 # GPU_CHECK_CPU=1 runs the same steps on the CPU with small sizes: a check of this script
 # (imports, arguments, the wheels) on a machine without CUDA, not of the numbers.
 set -euo pipefail
@@ -48,16 +50,23 @@ fi
 # Each step runs whatever the one before did: device time is too scarce to lose the rest to
 # one failure. The exit status says whether all passed.
 failed=0
+steps=" ${GPU_CHECK_STEPS:-tests gpu curve peers} "
+step() { [[ "$steps" == *" $1 "* ]]; }
 # Only the modules with GPU tests: the others import Spark, deltalake and the cloud servers,
 # which that machine does not have.
-timeout 100 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/loader/test_device.py \
-    tests/loader/test_transport.py ||
-    { echo "gpu tests failed: rc=$?"; failed=1; }
-timeout 120 "$PY" -m benchmarks gpu -- "${gpu[@]}" ||
-    { echo "gpu benchmark failed: rc=$?"; failed=1; }
-timeout 200 "$PY" -m benchmarks workers -- "${curve[@]}" --workloads w2,w3,jpeg --skip-peers ||
-    { echo "workers curve failed: rc=$?"; failed=1; }
-if [ -n "$mosaic_site" ]; then
+if step tests; then
+    timeout 100 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/loader/test_device.py \
+        tests/loader/test_transport.py || { echo "gpu tests failed: rc=$?"; failed=1; }
+fi
+if step gpu; then
+    timeout 120 "$PY" -m benchmarks gpu -- "${gpu[@]}" ||
+        { echo "gpu benchmark failed: rc=$?"; failed=1; }
+fi
+if step curve; then
+    timeout 200 "$PY" -m benchmarks workers -- "${curve[@]}" --workloads w2,w3,jpeg --skip-peers ||
+        { echo "workers curve failed: rc=$?"; failed=1; }
+fi
+if [ -n "$mosaic_site" ] && step peers; then
     PYTHONPATH="$mosaic_site:$PYTHONPATH" timeout 150 "$PY" -m benchmarks workers -- \
         "${peers[@]}" --workloads w2,w3,jpeg --peer-seconds 10 --mosaic-python "$(command -v "$PY")" ||
         { echo "workers against Mosaic failed: rc=$?"; failed=1; }
